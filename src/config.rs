@@ -1,0 +1,659 @@
+//! Config: `feeds.toml` as parsed ([`RawConfig`]) -> validated and ready ([`Config`]).
+//!
+//! Every error carries `file:line:column`, so `newsdesk check` and a SIGHUP reload can point
+//! the admin at the exact spot. Parsing stops at the first syntax error (TOML gives no more);
+//! validation reports every problem it finds.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use crate::schedule::Schedule;
+
+/// One config problem with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+    }
+}
+
+/// All the problems found in one config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// ---------------------------------------------------------------- stage 1: as parsed
+
+/// `feeds.toml` exactly as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    daemon: Option<Spanned<RawDaemon>>,
+    #[serde(default)]
+    source: Vec<Spanned<RawSource>>,
+    #[serde(default)]
+    topic: Vec<Spanned<RawTopic>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    database: Option<Spanned<String>>,
+    listen: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
+    schedule: Option<Spanned<String>>,
+    concurrency: Option<Spanned<i64>>,
+    per_host: Option<Spanned<i64>>,
+    timeout: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    max_body: Option<Spanned<String>>,
+    max_items: Option<Spanned<i64>>,
+    max_interval: Option<Spanned<String>>,
+    retention: Option<Spanned<String>>,
+    log_level: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    id: Spanned<String>,
+    url: Spanned<String>,
+    title: Option<String>,
+    schedule: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    weight: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopic {
+    id: Spanned<String>,
+    title: Option<String>,
+    rank: Option<Spanned<String>>,
+    min_outlets: Option<Spanned<i64>>,
+    window: Option<Spanned<String>>,
+    limit: Option<Spanned<i64>>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    sources: Vec<Spanned<String>>,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------- stage 2: validated
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (relative paths in it are relative to its folder).
+    pub path: PathBuf,
+    /// `[daemon]` settings.
+    pub daemon: DaemonConfig,
+    /// `[[source]]` entries in file order.
+    pub sources: Vec<SourceConfig>,
+    /// `[[topic]]` entries in file order.
+    pub topics: Vec<TopicConfig>,
+}
+
+/// `[daemon]` settings with defaults applied.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// SQLite file, resolved against the config file's folder.
+    pub database: PathBuf,
+    /// HTTP listen address.
+    pub listen: String,
+    /// Public base URL, used in self links and story GUIDs.
+    pub base_url: Url,
+    /// Default schedule for sources.
+    pub schedule: Schedule,
+    /// Fetches in flight, in total.
+    pub concurrency: usize,
+    /// Fetches in flight per host.
+    pub per_host: usize,
+    /// Total time budget of one fetch.
+    pub timeout: Duration,
+    /// Time budget for connecting.
+    pub connect_timeout: Duration,
+    /// Cap on a feed body after decompression.
+    pub max_body: u64,
+    /// Cap on items taken from one feed document.
+    pub max_items: usize,
+    /// Upstream hints (ttl, max-age) may delay a poll at most this long.
+    pub max_interval: Duration,
+    /// Items older than this are pruned.
+    pub retention: Duration,
+    /// Log filter when `RUST_LOG` is not set.
+    pub log_level: String,
+}
+
+/// One `[[source]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    /// Stable slug.
+    pub id: String,
+    /// Configured URL (the store may hold a newer one after a permanent redirect).
+    pub url: Url,
+    /// Display title, else the feed's own.
+    pub title: Option<String>,
+    /// Polling schedule (the daemon default when absent).
+    pub schedule: Schedule,
+    /// Tags topics can select on.
+    pub tags: Vec<String>,
+    /// Preference for lead items of stories.
+    pub weight: f64,
+}
+
+/// Ranking of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    /// Newest first.
+    Latest,
+    /// Distinct outlets with a recency decay ("Top News").
+    Coverage,
+}
+
+/// A keyword filter entry: a word/phrase, or a `/regex/`.
+#[derive(Debug, Clone)]
+pub enum Keyword {
+    /// A word or phrase, matched on word boundaries, case- and accent-insensitively.
+    Phrase(String),
+    /// A regular expression (written `/.../`).
+    Regex(regex::Regex),
+}
+
+/// One `[[topic]]`.
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    /// Slug used in URLs.
+    pub id: String,
+    /// Display title.
+    pub title: String,
+    /// Ranking.
+    pub rank: Rank,
+    /// Minimum distinct outlets for a story to be listed.
+    pub min_outlets: usize,
+    /// Only stories active within this window.
+    pub window: Duration,
+    /// At most this many stories.
+    pub limit: usize,
+    /// Select sources with any of these tags (empty: no tag filter).
+    pub tags: Vec<String>,
+    /// Select these sources (empty: no source filter).
+    pub sources: Vec<String>,
+    /// Any of these must match (empty: everything matches).
+    pub include: Vec<Keyword>,
+    /// None of these may match.
+    pub exclude: Vec<Keyword>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read config: {e}"),
+            }])
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is used for messages and relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let (line, column) = line_col(text, offset);
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }])
+        })?;
+        let mut v = Validator { file: path, text, errors: Vec::new() };
+        let config = v.config(raw);
+        if v.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(v.errors))
+        }
+    }
+
+    /// The source with this id.
+    pub fn source(&self, id: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.id == id)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+const SLUG_HELP: &str = "ids are lowercase letters, digits, '-' and '_'";
+
+impl Validator<'_> {
+    fn err(&mut self, offset: usize, message: impl Into<String>) {
+        let (line, column) = line_col(self.text, offset);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, v: &Option<Spanned<String>>, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(s) => match parse_duration(s.get_ref()) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(s.span().start, format!("{key}: {e}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn positive(&mut self, key: &str, v: &Option<Spanned<i64>>, default: usize) -> usize {
+        match v {
+            None => default,
+            Some(n) if *n.get_ref() >= 1 => usize::try_from(*n.get_ref()).unwrap_or(usize::MAX),
+            Some(n) => {
+                self.err(n.span().start, format!("{key}: must be at least 1, got {}", n.get_ref()));
+                default
+            }
+        }
+    }
+
+    fn schedule(&mut self, v: &Spanned<String>) -> Option<Schedule> {
+        match Schedule::parse(v.get_ref()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.err(v.span().start, format!("schedule: {e}"));
+                None
+            }
+        }
+    }
+
+    fn slug(&mut self, what: &str, v: &Spanned<String>) {
+        let s = v.get_ref();
+        let ok = !s.is_empty()
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            self.err(v.span().start, format!("{what} id {s:?} is not a valid id: {SLUG_HELP}"));
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let daemon = self.daemon(raw.daemon.as_ref().map(|d| d.get_ref()));
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut tags: HashSet<String> = HashSet::new();
+        let mut sources = Vec::new();
+        for s in &raw.source {
+            let s = s.get_ref();
+            self.slug("source", &s.id);
+            if let Some(first) = ids.get(s.id.get_ref()) {
+                let (line, _) = line_col(self.text, *first);
+                self.err(
+                    s.id.span().start,
+                    format!("duplicate source id {:?} (first defined on line {line})", s.id.get_ref()),
+                );
+            } else {
+                ids.insert(s.id.get_ref().clone(), s.id.span().start);
+            }
+            let url = match parse_source_url(s.url.get_ref()) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    self.err(s.url.span().start, format!("url: {e}"));
+                    None
+                }
+            };
+            let schedule = match &s.schedule {
+                Some(v) => self.schedule(v),
+                None => Some(daemon.schedule.clone()),
+            };
+            let weight = match &s.weight {
+                Some(w) if !(w.get_ref().is_finite() && *w.get_ref() > 0.0) => {
+                    self.err(w.span().start, "weight: must be a positive number");
+                    1.0
+                }
+                Some(w) => *w.get_ref(),
+                None => 1.0,
+            };
+            for t in &s.tags {
+                tags.insert(t.get_ref().clone());
+            }
+            if let (Some(url), Some(schedule)) = (url, schedule) {
+                sources.push(SourceConfig {
+                    id: s.id.get_ref().clone(),
+                    url,
+                    title: s.title.clone(),
+                    schedule,
+                    tags: s.tags.iter().map(|t| t.get_ref().clone()).collect(),
+                    weight,
+                });
+            }
+        }
+        let mut topic_ids: HashMap<String, usize> = HashMap::new();
+        let mut topics = Vec::new();
+        for t in &raw.topic {
+            let t = t.get_ref();
+            self.slug("topic", &t.id);
+            if let Some(first) = topic_ids.get(t.id.get_ref()) {
+                let (line, _) = line_col(self.text, *first);
+                self.err(
+                    t.id.span().start,
+                    format!("duplicate topic id {:?} (first defined on line {line})", t.id.get_ref()),
+                );
+            } else {
+                topic_ids.insert(t.id.get_ref().clone(), t.id.span().start);
+            }
+            for s in &t.sources {
+                if !ids.contains_key(s.get_ref()) {
+                    self.err(s.span().start, format!("topic {:?} names unknown source {:?}", t.id.get_ref(), s.get_ref()));
+                }
+            }
+            for tag in &t.tags {
+                if !tags.contains(tag.get_ref()) {
+                    self.err(
+                        tag.span().start,
+                        format!("topic {:?} names tag {:?}, which no source has", t.id.get_ref(), tag.get_ref()),
+                    );
+                }
+            }
+            let rank = match t.rank.as_ref().map(|r| (r.get_ref().as_str(), r.span().start)) {
+                None | Some(("latest", _)) => Rank::Latest,
+                Some(("coverage", _)) => Rank::Coverage,
+                Some((other, at)) => {
+                    self.err(at, format!("rank: expected \"latest\" or \"coverage\", got {other:?}"));
+                    Rank::Latest
+                }
+            };
+            let include = t.include.iter().filter_map(|k| self.keyword(k)).collect();
+            let exclude = t.exclude.iter().filter_map(|k| self.keyword(k)).collect();
+            topics.push(TopicConfig {
+                id: t.id.get_ref().clone(),
+                title: t.title.clone().unwrap_or_else(|| t.id.get_ref().clone()),
+                rank,
+                min_outlets: self.positive("min_outlets", &t.min_outlets, 1),
+                window: self.duration("window", &t.window, Duration::from_secs(48 * 3600)),
+                limit: self.positive("limit", &t.limit, 50),
+                tags: t.tags.iter().map(|s| s.get_ref().clone()).collect(),
+                sources: t.sources.iter().map(|s| s.get_ref().clone()).collect(),
+                include,
+                exclude,
+            });
+        }
+        Config { path: self.file.to_path_buf(), daemon, sources, topics }
+    }
+
+    fn keyword(&mut self, k: &Spanned<String>) -> Option<Keyword> {
+        let s = k.get_ref();
+        if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') {
+            let pattern = &s[1..s.len() - 1];
+            match regex::RegexBuilder::new(pattern).case_insensitive(true).size_limit(1 << 20).build() {
+                Ok(r) => Some(Keyword::Regex(r)),
+                Err(e) => {
+                    let first = e.to_string().lines().last().unwrap_or("invalid").trim().to_string();
+                    self.err(k.span().start, format!("invalid regular expression {s}: {first}"));
+                    None
+                }
+            }
+        } else if s.trim().is_empty() {
+            self.err(k.span().start, "empty keyword");
+            None
+        } else {
+            Some(Keyword::Phrase(s.trim().to_string()))
+        }
+    }
+
+    fn daemon(&mut self, d: Option<&RawDaemon>) -> DaemonConfig {
+        let empty = RawDaemon::default();
+        let d = d.unwrap_or(&empty);
+        let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let database = d
+            .database
+            .as_ref()
+            .map(|p| dir.join(p.get_ref()))
+            .unwrap_or_else(|| dir.join("newsdesk.db"));
+        let listen = match &d.listen {
+            Some(l) => {
+                if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                    self.err(l.span().start, format!("listen: {:?} is not an address like 127.0.0.1:8080", l.get_ref()));
+                }
+                l.get_ref().clone()
+            }
+            None => "127.0.0.1:8080".to_string(),
+        };
+        let default_base = Url::parse(&format!("http://{listen}/")).unwrap_or_else(|_| fallback_base());
+        let base_url = match &d.base_url {
+            Some(b) => match Url::parse(b.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+                Ok(u) => {
+                    self.err(b.span().start, format!("base_url: scheme {:?} is not http or https", u.scheme()));
+                    default_base
+                }
+                Err(e) => {
+                    self.err(b.span().start, format!("base_url: {e}"));
+                    default_base
+                }
+            },
+            None => default_base,
+        };
+        let schedule = match &d.schedule {
+            Some(s) => self.schedule(s).unwrap_or_default(),
+            None => Schedule::default(),
+        };
+        let max_body = match &d.max_body {
+            None => 10 << 20,
+            Some(s) => match parse_size(s.get_ref()) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.err(s.span().start, format!("max_body: {e}"));
+                    10 << 20
+                }
+            },
+        };
+        let log_level = match &d.log_level {
+            Some(l) => {
+                if tracing_subscriber_filter_ok(l.get_ref()) {
+                    l.get_ref().clone()
+                } else {
+                    self.err(l.span().start, format!("log_level: {:?} is not one of error, warn, info, debug, trace", l.get_ref()));
+                    "info".to_string()
+                }
+            }
+            None => "info".to_string(),
+        };
+        DaemonConfig {
+            database,
+            listen,
+            base_url,
+            schedule,
+            concurrency: self.positive("concurrency", &d.concurrency, 32),
+            per_host: self.positive("per_host", &d.per_host, 2),
+            timeout: self.duration("timeout", &d.timeout, Duration::from_secs(30)),
+            connect_timeout: self.duration("connect_timeout", &d.connect_timeout, Duration::from_secs(10)),
+            max_body,
+            max_items: self.positive("max_items", &d.max_items, 1000),
+            max_interval: self.duration("max_interval", &d.max_interval, Duration::from_secs(6 * 3600)),
+            retention: self.duration("retention", &d.retention, Duration::from_secs(30 * 86400)),
+            log_level,
+        }
+    }
+}
+
+fn fallback_base() -> Url {
+    // A constant that always parses; kept out of line so the intent is plain.
+    Url::parse("http://127.0.0.1:8080/").unwrap_or_else(|_| unreachable!("constant URL parses"))
+}
+
+fn tracing_subscriber_filter_ok(level: &str) -> bool {
+    matches!(level, "error" | "warn" | "info" | "debug" | "trace" | "off")
+}
+
+/// Parses a source URL: http(s) with a host, or `file://`.
+pub fn parse_source_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s).map_err(|e| format!("{s:?} is not a valid URL: {e}"))?;
+    match u.scheme() {
+        "http" | "https" if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(u),
+        "http" | "https" => Err(format!("{s:?} has no host")),
+        "file" => Ok(u),
+        other => Err(format!("{s:?}: scheme {other:?} is not http, https or file")),
+    }
+}
+
+/// Parses durations like `30s`, `15m`, `6h`, `30d`, `1w`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration (expected e.g. \"30s\", \"15m\", \"6h\", \"30d\")".into());
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut chars = t.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        if c.is_whitespace() {
+            continue;
+        }
+        let mut unit = String::from(c);
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (expected e.g. \"30s\", \"15m\", \"6h\", \"30d\")"))?;
+        num.clear();
+        let mult = match unit.as_str() {
+            "ms" => 0, // handled below
+            "s" | "sec" | "secs" => 1,
+            "m" | "min" | "mins" => 60,
+            "h" | "hr" | "hrs" => 3600,
+            "d" | "day" | "days" => 86400,
+            "w" | "week" | "weeks" => 7 * 86400,
+            _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h, d or w)")),
+        };
+        let add = if unit == "ms" { n.div_ceil(1000) } else { n.saturating_mul(mult) };
+        total = total.saturating_add(add);
+        any = true;
+    }
+    if !num.is_empty() {
+        return Err(format!("{s:?}: number without a unit (write e.g. \"{num}s\")"));
+    }
+    if !any {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    if total == 0 {
+        return Err(format!("{s:?}: duration must be positive"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Parses sizes like `10MiB`, `512KiB`, `1MB`, `1000`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a size (expected e.g. \"10MiB\")"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        u => return Err(format!("{s:?}: unknown size unit {u:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    let v = n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))?;
+    if v == 0 {
+        return Err(format!("{s:?}: size must be positive"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("15 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("10 furlongs").is_err());
+    }
+
+    #[test]
+    fn line_columns() {
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 0), (1, 1));
+    }
+}

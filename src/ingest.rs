@@ -1,0 +1,237 @@
+//! Ingest: the whole refresh pipeline for one source, read top to bottom
+//! (fetch -> parse -> normalize -> dedup -> store), and polling many sources at once within
+//! the global and per-host limits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::config::{Config, SourceConfig};
+use crate::fetch::{FetchError, FetchLimits, Fetcher};
+use crate::normalize::url::host_key;
+use crate::store::items::IngestCounts;
+use crate::store::sources::{self, PollRecord, PollResult, SourceState};
+use crate::store::Store;
+
+/// The outcome of polling one source, for the per-source summary.
+#[derive(Debug, Clone)]
+pub struct PollReport {
+    /// Source id.
+    pub source_id: String,
+    /// The URL polled.
+    pub url: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Wall time of the poll.
+    pub elapsed: Duration,
+}
+
+/// Summary outcome of one poll.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A document was stored.
+    Stored {
+        /// Item counts.
+        counts: IngestCounts,
+        /// Items dropped by the per-feed cap.
+        dropped: usize,
+    },
+    /// 304 Not Modified.
+    NotModified,
+    /// The source is retired (410) and was not polled.
+    Retired(String),
+    /// The poll failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for PollReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.elapsed.as_millis();
+        match &self.outcome {
+            Outcome::Stored { counts, dropped } => {
+                write!(f, "{}: {} new, {} updated, {} unchanged", self.source_id, counts.new, counts.updated, counts.unchanged)?;
+                if counts.linked > 0 {
+                    write!(f, " ({} already known from other sources)", counts.linked)?;
+                }
+                if *dropped > 0 {
+                    write!(f, "; {dropped} items over the per-feed cap dropped")?;
+                }
+                write!(f, " [{ms} ms]")
+            }
+            Outcome::NotModified => write!(f, "{}: unchanged (304 Not Modified) [{ms} ms]", self.source_id),
+            Outcome::Retired(why) => write!(f, "{}: retired, not polled: {why}", self.source_id),
+            Outcome::Failed(e) => write!(f, "{}: error: {e} ({}) [{ms} ms]", self.source_id, self.url),
+        }
+    }
+}
+
+/// Polls sources with a shared HTTP client and the configured limits.
+#[derive(Clone)]
+pub struct Poller {
+    fetcher: Fetcher,
+    store: Store,
+    config: Arc<Config>,
+    global: Arc<Semaphore>,
+    hosts: Arc<std::sync::Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl Poller {
+    /// A poller for `config` writing to `store`.
+    pub fn new(config: Arc<Config>, store: Store) -> anyhow::Result<Poller> {
+        let d = &config.daemon;
+        let fetcher = Fetcher::new(FetchLimits { timeout: d.timeout, connect_timeout: d.connect_timeout, max_body: d.max_body })?;
+        Ok(Poller {
+            fetcher,
+            store,
+            global: Arc::new(Semaphore::new(d.concurrency)),
+            hosts: Arc::default(),
+            config,
+        })
+    }
+
+    fn host_semaphore(&self, url: &Url) -> Arc<Semaphore> {
+        let key = host_key(url);
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts.entry(key).or_insert_with(|| Arc::new(Semaphore::new(self.config.daemon.per_host))).clone()
+    }
+
+    /// Polls one source now: fetch, parse, store, schedule the next poll.
+    pub async fn poll(&self, source: &SourceConfig, force: bool) -> PollReport {
+        let started = Instant::now();
+        let id = source.id.clone();
+        let state = {
+            let id = id.clone();
+            self.store.reader().and_then(|c| Ok(sources::state(&c, &id)?)).ok().flatten()
+        };
+        let state = state.unwrap_or_else(|| SourceState { id: id.clone(), url: source.url.to_string(), ..Default::default() });
+        let url = Url::parse(&state.url).unwrap_or_else(|_| source.url.clone());
+        let report = |outcome| PollReport { source_id: id.clone(), url: url.to_string(), outcome, elapsed: started.elapsed() };
+        if state.status == "retired" && !force {
+            return report(Outcome::Retired(state.retired_reason.clone().unwrap_or_default()));
+        }
+        // The global permit is held through parse and store, so at most `concurrency` bodies
+        // are in memory at once; the per-host permit only covers the network exchange.
+        let Ok(_global) = self.global.acquire().await else { return report(Outcome::Failed("shutting down".into())) };
+        let fetched = {
+            let host = self.host_semaphore(&url);
+            let Ok(_host) = host.acquire().await else { return report(Outcome::Failed("shutting down".into())) };
+            self.fetcher.fetch(&url, &state.validators).await
+        };
+        let now = Utc::now();
+        let (result, moved_to, hint) = match fetched {
+            Ok(f) => {
+                let moved_to = f.moved_to.as_ref().map(|u| u.to_string());
+                if let Some(to) = &moved_to {
+                    tracing::info!(source = %id, from = %url, to = %to, "permanent redirect: updating the source URL");
+                }
+                match f.body {
+                    None => (PollResult::NotModified { validators: f.validators }, moved_to, f.max_age),
+                    Some(body) => {
+                        let max_items = self.config.daemon.max_items;
+                        let base = f.final_url.clone();
+                        let ct = f.content_type.clone();
+                        let parsed = tokio::task::spawn_blocking(move || {
+                            crate::parse::parse_feed(&body, ct.as_deref(), &base, max_items, now)
+                        })
+                        .await;
+                        match parsed {
+                            Ok(Ok(feed)) => {
+                                if feed.items_dropped > 0 {
+                                    tracing::warn!(source = %id, url = %url, kept = feed.items.len(), dropped = feed.items_dropped, "feed exceeds the per-feed item cap (max_items); extra items dropped");
+                                }
+                                let ttl = feed.ttl_minutes.map(|m| Duration::from_secs(u64::from(m) * 60));
+                                let hint = f.max_age.max(ttl);
+                                (PollResult::Content { feed, validators: f.validators, http_status: f.status }, moved_to, hint)
+                            }
+                            // A document we could not read must be fetched again in full next
+                            // time, so its validators are not kept.
+                            Ok(Err(e)) => (failed(e.to_string(), Some(f.status), false, None), moved_to, None),
+                            Err(e) => (failed(format!("parser crashed: {e}"), Some(f.status), false, None), moved_to, None),
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let (status, retire, retry) = match &e {
+                    FetchError::Gone => (Some(410), true, None),
+                    FetchError::RetryLater { status, retry_after } => {
+                        (Some(*status), false, retry_after.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now + d))
+                    }
+                    FetchError::Status(s) => (Some(*s), false, None),
+                    _ => (None, false, None),
+                };
+                (failed(e.to_string(), status, retire, retry), None, None)
+            }
+        };
+        let failures = if matches!(result, PollResult::Failed { .. }) { state.failures + 1 } else { 0 };
+        let retry_at = match &result {
+            PollResult::Failed { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let next_due = crate::schedule::plan_next(
+            &source.schedule,
+            &id,
+            now,
+            failures,
+            retry_at,
+            hint.map(|h| h.min(self.config.daemon.max_interval)),
+        );
+        let outcome_of = |r: &PollResult, counts: IngestCounts| match r {
+            PollResult::Content { feed, .. } => Outcome::Stored { counts, dropped: feed.items_dropped },
+            PollResult::NotModified { .. } => Outcome::NotModified,
+            PollResult::Failed { message, .. } => Outcome::Failed(message.clone()),
+        };
+        let rec = PollRecord { source_id: id.clone(), now, next_due, moved_to, result };
+        let written = self.store.write(move |c| sources::record_poll(c, &rec).map(|counts| outcome_of(&rec.result, counts))).await;
+        let outcome = match written {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => Outcome::Failed(format!("storing failed: {e}")),
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+        match &outcome {
+            Outcome::Failed(e) => tracing::warn!(source = %id, url = %url, error = %e, "poll failed"),
+            Outcome::Stored { counts, .. } if counts.new + counts.updated > 0 => {
+                tracing::info!(source = %id, new = counts.new, updated = counts.updated, "stored")
+            }
+            _ => tracing::debug!(source = %id, "unchanged"),
+        }
+        report(outcome)
+    }
+
+    /// Polls the given sources concurrently (within the limits); calls `progress` after each.
+    pub async fn poll_many(&self, sources: Vec<SourceConfig>, force: bool, progress: impl Fn(&PollReport) + Send + Sync + 'static) -> Vec<PollReport> {
+        let progress = Arc::new(progress);
+        let mut set = tokio::task::JoinSet::new();
+        for (i, s) in sources.into_iter().enumerate() {
+            let p = self.clone();
+            let progress = progress.clone();
+            set.spawn(async move {
+                let r = p.poll(&s, force).await;
+                progress(&r);
+                (i, r)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::error!("poll task failed: {e}"),
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// The config this poller runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+fn failed(message: String, http_status: Option<u16>, retire: bool, retry_after: Option<DateTime<Utc>>) -> PollResult {
+    PollResult::Failed { message, http_status, retire, retry_after }
+}

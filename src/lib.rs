@@ -1,0 +1,36 @@
+//! newsdesk: a self-hosted news desk in one binary and one SQLite file.
+//!
+//! Data flow, one module per stage:
+//!
+//! ```text
+//! feeds.toml ──> config ──> schedule ──> fetch ──> parse ──> normalize ──> dedup ──> store (SQLite)
+//! ```
+//!
+//! - [`config`]: raw TOML -> validated [`config::Config`], errors with `file:line:column`.
+//! - [`schedule`]: when each source is next due (crontab or `every 15m`).
+//! - [`fetch`]: one polite conditional GET per source, with limits, redirect rules and error kinds.
+//! - [`parse`]: bytes -> [`model::Item`]s (feed-rs underneath, lenient dates, charset).
+//! - [`normalize`]: canonical URLs, plain-text titles, sanitised HTML.
+//! - [`dedup`]: identity keys (the same item again, the same article under another URL).
+//! - [`store`]: SQLite schema, migrations, the single writer, and read queries.
+//! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
+//! - [`model`]: the project's own item model.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod dedup;
+pub mod fetch;
+pub mod ingest;
+pub mod model;
+pub mod normalize;
+pub mod parse;
+pub mod schedule;
+pub mod store;
+
+/// The version string sent in `User-Agent` and printed by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `User-Agent` for every upstream request.
+pub fn user_agent() -> String {
+    format!("newsdesk/{VERSION} (+{})", env!("CARGO_PKG_REPOSITORY"))
+}

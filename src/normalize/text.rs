@@ -1,0 +1,77 @@
+//! Plain text: titles and other short fields with markup stripped, entities decoded, Unicode
+//! NFKC-normalised, control characters removed and whitespace folded.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Titles longer than this (in characters) are cut, so a hostile 1 MB title cannot bloat
+/// every output feed.
+pub const MAX_TITLE_CHARS: usize = 500;
+
+/// Converts a possibly-HTML fragment into clean plain text.
+pub fn plain_text(input: &str) -> String {
+    let decoded;
+    let s = if input.contains('<') || input.contains('&') {
+        decoded = strip_markup(input);
+        decoded.as_str()
+    } else {
+        input
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.nfkc() {
+        if c.is_whitespace() || c.is_control() {
+            // Controls become separators rather than vanishing, so words never glue together.
+            space = !out.is_empty();
+            continue;
+        }
+        if is_invisible(c) {
+            continue;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A title: plain text, capped at [`MAX_TITLE_CHARS`].
+pub fn title(input: &str) -> String {
+    let mut t = plain_text(input);
+    if let Some((cut, _)) = t.char_indices().nth(MAX_TITLE_CHARS) {
+        t.truncate(cut);
+        t.push('…');
+    }
+    t
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
+
+}
+
+/// Removes tags (and the contents of script/style) and decodes every HTML entity, using the
+/// same HTML5 parser that sanitises content, so `&amp;eacute;`-style double escaping and
+/// named entities behave exactly as in a browser.
+fn strip_markup(input: &str) -> String {
+    let escaped = ammonia::Builder::empty().clean(input).to_string();
+    // ammonia re-serialises text, escaping only these.
+    escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&quot;", "\"").replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_titles() {
+        assert_eq!(plain_text("  Lavrov\n visits\tPakistan "), "Lavrov visits Pakistan");
+        assert_eq!(plain_text("Tom &amp; Jerry &eacute;t&#233; &lt;b&gt;"), "Tom & Jerry été <b>");
+        assert_eq!(plain_text("<b>Bold</b> <script>alert(1)</script>claim"), "Bold claim");
+        assert_eq!(plain_text("ﬁrst\u{0007}bell\u{200B}"), "first bell");
+        assert_eq!(plain_text("A < B"), "A < B");
+        let long = "x".repeat(2_000_000);
+        assert_eq!(title(&long).chars().count(), MAX_TITLE_CHARS + 1);
+    }
+}

@@ -1,0 +1,437 @@
+//! Parse: feed bytes -> [`model::Feed`] (RSS 0.9x/1.0/2.0, Atom, JSON Feed via feed-rs).
+//!
+//! On top of feed-rs: the charset from `Content-Type` is honoured when the document does not
+//! declare one; invalid UTF-8 is repaired rather than losing the feed; dates are parsed
+//! leniently ([`date`]); an item without GUID keeps `guid = None` (feed-rs would invent a
+//! random one); links are made absolute; titles become plain text and HTML is sanitised
+//! ([`crate::normalize`]); a per-feed item cap bounds the work one document can cause.
+
+pub mod date;
+
+use std::hash::Hasher;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use siphasher::sip::SipHasher13;
+use url::Url;
+
+use crate::model::{Feed, Item};
+use crate::normalize::{html::Sanitizer, text, url::canonicalize};
+
+/// Why a document could not be read as a feed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// The body was empty (or only whitespace).
+    #[error("empty response body")]
+    Empty,
+    /// The body is an HTML page, not a feed.
+    #[error("not a feed: got an HTML page{}", .alternate.as_ref().map(|a| format!(" (it names a feed at {a})")).unwrap_or_default())]
+    NotAFeed {
+        /// The `<link rel="alternate">` feed URL the page advertises, if any.
+        alternate: Option<String>,
+    },
+    /// The body is not a readable feed.
+    #[error("malformed feed: {0}")]
+    Malformed(String),
+}
+
+/// Fixed keys: stored content hashes must not change between Rust releases.
+const HASH_KEYS: (u64, u64) = (0x6e65_7773_6465_736b, 0x6974_656d_6861_7368);
+
+/// Stable 64-bit hash of some strings (length-prefixed so field boundaries count).
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h = SipHasher13::new_with_keys(HASH_KEYS.0, HASH_KEYS.1);
+    for p in parts {
+        h.write_u64(p.len() as u64);
+        h.write(p.as_bytes());
+    }
+    h.finish()
+}
+
+/// Parses one fetched document. `base` is the URL it was fetched from; `now` is the poll time.
+pub fn parse_feed(
+    body: &[u8],
+    content_type: Option<&str>,
+    base: &Url,
+    max_items: usize,
+    now: DateTime<Utc>,
+) -> Result<Feed, ParseError> {
+    if trim_ascii_start(body).is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let text = to_utf8(body, content_type);
+    let xml = text.trim_start_matches('\u{FEFF}').trim_start().starts_with('<');
+    let prepared = if xml { prepare_xml(&text) } else { text.clone() };
+    let parsed = match run_feed_rs(prepared.as_bytes(), base) {
+        Ok(f) => f,
+        Err(first) => {
+            if looks_like_html(prepared.as_bytes()) {
+                return Err(ParseError::NotAFeed { alternate: alternate_feed_link(prepared.as_bytes(), base) });
+            }
+            // Publishers' commonest XML errors: bare `&` and HTML entities XML does not
+            // know (`&nbsp;`). Repair those and try once more before giving up.
+            let repaired = if xml { repair_entities(&prepared) } else { repair_json(&prepared) };
+            match repaired {
+                Some(r) => run_feed_rs(r.as_bytes(), base).map_err(|_| ParseError::Malformed(first))?,
+                None => return Err(ParseError::Malformed(first)),
+            }
+        }
+    };
+    Ok(convert(parsed, base, max_items, now))
+}
+
+fn trim_ascii_start(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    &b[start..]
+}
+
+fn run_feed_rs(bytes: &[u8], base: &Url) -> Result<feed_rs::model::Feed, String> {
+    feed_rs::parser::Builder::new()
+        .base_uri(Some(base.as_str()))
+        .sanitize_content(false)
+        .timestamp_parser(date::parse_date)
+        // An empty id marks "no GUID": feed-rs would otherwise invent one, random when the
+        // item has no link, which would make the item new on every poll.
+        .id_generator(|_, _, _| String::new())
+        .build()
+        .parse(bytes)
+        .map_err(|e| match e {
+            feed_rs::parser::ParseFeedError::ParseError(feed_rs::parser::ParseErrorKind::NoFeedRoot) => {
+                "no RSS, Atom, RDF or JSON Feed root element".to_string()
+            }
+            e => e.to_string(),
+        })
+}
+
+/// Decodes the document to UTF-8 ourselves: a BOM wins, then UTF-16 detected from the first
+/// bytes, then the XML prolog's `encoding`, then the HTTP charset, then UTF-8. Invalid bytes
+/// become U+FFFD rather than costing the whole feed. (Handing non-UTF-8 input to quick-xml
+/// can panic it, e.g. on UTF-16 documents, so it only ever sees UTF-8.)
+fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> std::borrow::Cow<'a, str> {
+    use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+    let encoding = if let Some((enc, _)) = Encoding::for_bom(body) {
+        enc
+    } else if body.starts_with(&[0, b'<', 0]) {
+        UTF_16BE
+    } else if body.starts_with(&[b'<', 0, b'?', 0]) || body.starts_with(&[b'<', 0, b'r', 0]) || body.starts_with(&[b'<', 0, b'f', 0]) {
+        UTF_16LE
+    } else {
+        prolog_encoding(body)
+            .or_else(|| http_charset(content_type))
+            .map(|e| if e == UTF_16LE || e == UTF_16BE { UTF_8 } else { e }) // ASCII-compatible bytes, so not UTF-16
+            .unwrap_or(UTF_8)
+    };
+    let (text, _, _) = encoding.decode(body);
+    text
+}
+
+fn prolog_encoding(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let head = &body[..body.len().min(256)];
+    let head = std::str::from_utf8(head).unwrap_or_else(|e| std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""));
+    let prolog = head.trim_start().strip_prefix("<?xml")?;
+    let prolog = &prolog[..prolog.find("?>")?];
+    let c = PROLOG_ENCODING.captures(prolog)?;
+    encoding_rs::Encoding::for_label(c.get(1)?.as_str().as_bytes())
+}
+
+fn http_charset(content_type: Option<&str>) -> Option<&'static encoding_rs::Encoding> {
+    let charset = content_type?
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())?;
+    encoding_rs::Encoding::for_label(charset.as_bytes())
+}
+
+static PROLOG_ENCODING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']"#).unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+static ROOT_RSS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?s)^(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)*<rss\b([^>]*)>"#)
+        .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+static RSS_VERSION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\sversion\s*=\s*["']([^"']*)["']"#).unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+static DEFAULT_XMLNS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\sxmlns\s*=\s*["'][^"']*["']"#).unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+const NETSCAPE_RSS_090: &str = "http://my.netscape.com/rdf/simple/0.9/";
+static ENTITY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"&(?:([A-Za-z][A-Za-z0-9]{0,31});|#[0-9]{1,8};|#[xX][0-9A-Fa-f]{1,8};)?")
+        .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+
+/// Makes UTF-8 text palatable to feed-rs: drops the BOM and the prolog's `encoding` (the text
+/// is UTF-8 now), and gives `<rss>` without a version feed-rs knows (0.93, 0.94, 2.01,
+/// missing) the RSS 2.0 reading, which is a superset of them all.
+fn prepare_xml(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut s = text.trim_start_matches('\u{FEFF}').trim_start().to_string();
+    // RSS 0.90 (Netscape's RDF namespace) is RSS 1.0 for every field we read.
+    if s.contains(NETSCAPE_RSS_090) {
+        s = s.replacen(NETSCAPE_RSS_090, "http://purl.org/rss/1.0/", 1);
+    }
+    if s.starts_with("<?xml") {
+        if let Some(end) = s.find("?>") {
+            let prolog = PROLOG_ENCODING.replace(&s[..end], "").into_owned();
+            s.replace_range(..end, &prolog);
+        }
+    }
+    if let Some(c) = ROOT_RSS.captures(&s) {
+        if let Some(attrs) = c.get(1) {
+            // RSS has no namespace; a default xmlns on <rss> (userland, harvard) hides every
+            // element from feed-rs.
+            if let Some(ns) = DEFAULT_XMLNS.find(attrs.as_str()) {
+                let range = attrs.start() + ns.start()..attrs.start() + ns.end();
+                s.replace_range(range, "");
+            }
+        }
+    }
+    if let Some(c) = ROOT_RSS.captures(&s) {
+        if let Some(attrs) = c.get(1) {
+            let version = RSS_VERSION.captures(attrs.as_str()).and_then(|v| v.get(1)).map(|v| v.as_str().to_string());
+            if !matches!(version.as_deref(), Some("2.0" | "0.91" | "0.92" | "")) {
+                let fixed = format!(" version=\"2.0\"{}", RSS_VERSION.replace(attrs.as_str(), ""));
+                let range = attrs.range();
+                s.replace_range(range, &fixed);
+            }
+        }
+        // `<rss>` with items but no `<channel>` (seen in old feeds): feed-rs needs the channel.
+        if !s.contains("<channel") {
+            if let (Some(open_end), Some(close)) = (ROOT_RSS.find(&s).map(|m| m.end()), s.rfind("</rss")) {
+                if close >= open_end {
+                    s.insert_str(close, "</channel>");
+                    s.insert_str(open_end, "<channel>");
+                }
+            }
+        }
+    }
+    std::borrow::Cow::Owned(s)
+}
+
+/// JSON Feed as found in the wild: `http://` version URLs, a missing `version`, `tags` as one
+/// comma-separated string. Returns `None` when there was nothing to repair.
+fn repair_json(text: &str) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let obj = v.as_object_mut()?;
+    obj.get("items")?;
+    let version = obj.get("version").and_then(|v| v.as_str()).unwrap_or("").replace("http://", "https://");
+    let version = if version.starts_with("https://jsonfeed.org/version/") { version } else { "https://jsonfeed.org/version/1.1".into() };
+    obj.insert("version".into(), serde_json::Value::String(version));
+    if let Some(items) = obj.get_mut("items").and_then(|i| i.as_array_mut()) {
+        for item in items.iter_mut().filter_map(|i| i.as_object_mut()) {
+            if let Some(tags) = item.get("tags").and_then(|t| t.as_str()).map(str::to_string) {
+                let list = tags.split(',').map(|t| serde_json::Value::String(t.trim().to_string())).collect();
+                item.insert("tags".into(), serde_json::Value::Array(list));
+            }
+        }
+    }
+    serde_json::to_string(&v).ok()
+}
+
+/// Escapes bare `&` and turns HTML named entities XML does not define into character
+/// references. Returns `None` when there was nothing to repair.
+fn repair_entities(text: &str) -> Option<String> {
+    let mut changed = false;
+    let decoder = ammonia::Builder::empty();
+    let out = ENTITY.replace_all(text, |c: &regex::Captures| {
+        let whole = c.get(0).map(|m| m.as_str()).unwrap_or("&");
+        match c.get(1).map(|m| m.as_str()) {
+            _ if whole == "&" => {
+                changed = true;
+                "&amp;".to_string()
+            }
+            Some("amp" | "lt" | "gt" | "quot" | "apos") | None => whole.to_string(),
+            Some(name) => {
+                let decoded = decoder.clean(whole).to_string();
+                let decoded = if decoded == "&nbsp;" { "\u{a0}".to_string() } else { decoded };
+                if decoded == whole || decoded.starts_with('&') {
+                    // Unknown entity: keep it visible as text instead of failing the feed.
+                    changed = true;
+                    format!("&amp;{name};")
+                } else {
+                    changed = true;
+                    decoded.chars().map(|ch| format!("&#{};", ch as u32)).collect()
+                }
+            }
+        }
+    });
+    changed.then(|| out.into_owned())
+}
+
+fn looks_like_html(bytes: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).to_ascii_lowercase();
+    head.contains("<html") || head.contains("<!doctype html") || head.contains("<head") || head.contains("<body")
+}
+
+static LINK_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?is)<link\b[^>]*>").unwrap_or_else(|e| unreachable!("constant regex: {e}")));
+static ATTR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?is)([a-z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))"#)
+        .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+
+/// The feed an HTML page advertises with `<link rel="alternate" type="application/rss+xml">`.
+pub fn alternate_feed_link(html: &[u8], base: &Url) -> Option<String> {
+    let text = String::from_utf8_lossy(&html[..html.len().min(256 * 1024)]);
+    for tag in LINK_TAG.find_iter(&text) {
+        let mut rel = String::new();
+        let mut kind = String::new();
+        let mut href = None;
+        for a in ATTR.captures_iter(tag.as_str()) {
+            let v = a.get(2).or(a.get(3)).or(a.get(4)).map(|m| m.as_str()).unwrap_or("");
+            match a.get(1).map(|m| m.as_str().to_ascii_lowercase()).as_deref() {
+                Some("rel") => rel = v.to_ascii_lowercase(),
+                Some("type") => kind = v.to_ascii_lowercase(),
+                Some("href") => href = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        let is_feed = kind.contains("rss") || kind.contains("atom") || kind.contains("feed+json");
+        if rel.split_whitespace().any(|r| r == "alternate") && is_feed {
+            if let Some(h) = href {
+                return base.join(h.trim()).ok().map(String::from);
+            }
+        }
+    }
+    None
+}
+
+fn convert(f: feed_rs::model::Feed, base: &Url, max_items: usize, now: DateTime<Utc>) -> Feed {
+    let home_page = f
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .and_then(|l| base.join(&l.href).ok())
+        .map(String::from);
+    let total = f.entries.len();
+    let feed_sanitizer = Sanitizer::new(Some(base));
+    // Dates this far ahead are junk (year 9999); the item gets its first-seen time instead.
+    let horizon = now + chrono::Duration::days(2);
+    let sane = |d: Option<DateTime<Utc>>| d.filter(|d| *d <= horizon);
+    let items = f
+        .entries
+        .into_iter()
+        .take(max_items)
+        .map(|e| {
+            let link = pick_link(&e.links).and_then(|href| base.join(href.trim()).ok());
+            let raw_title = e.title.as_ref().map(|t| t.content.as_str()).unwrap_or("");
+            let raw_summary = e.summary.as_ref().map(|t| t.content.as_str()).unwrap_or("");
+            let raw_content = e.content.as_ref().and_then(|c| c.body.as_deref()).unwrap_or("");
+            let link_str = link.as_ref().map(|u| u.as_str()).unwrap_or("");
+            let content_hash = stable_hash(&[raw_title, link_str, raw_summary, raw_content]);
+            let item_sanitizer;
+            let sanitizer = match &link {
+                Some(l) if l.scheme().starts_with("http") => {
+                    item_sanitizer = Sanitizer::new(Some(l));
+                    &item_sanitizer
+                }
+                _ => &feed_sanitizer,
+            };
+            let mut title = text::title(raw_title);
+            if title.is_empty() {
+                // A title-less item (allowed in RSS) gets the start of its text.
+                title = text::title(&truncate_chars(&text::plain_text(raw_summary), 120));
+            }
+            let guid = Some(e.id.trim()).filter(|g| !g.is_empty()).map(|g| text::plain_text(g));
+            Item {
+                guid: guid.filter(|g| !g.is_empty()),
+                canonical_url: link.as_ref().and_then(|l| canonicalize(l.as_str())),
+                link: link.map(String::from),
+                title,
+                summary_html: sanitizer.clean(raw_summary),
+                content_html: sanitizer.clean(raw_content),
+                published: sane(e.published.or(e.updated)),
+                updated: sane(e.updated),
+                authors: e.authors.iter().map(|p| text::plain_text(p.name.as_deref().unwrap_or_default())).filter(|n| !n.is_empty()).collect(),
+                categories: e
+                    .categories
+                    .iter()
+                    .map(|c| text::plain_text(c.label.as_deref().unwrap_or(&c.term)))
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+                content_hash,
+            }
+        })
+        .collect();
+    Feed {
+        title: f.title.map(|t| text::title(&t.content)).filter(|t| !t.is_empty()),
+        home_page,
+        ttl_minutes: f.ttl,
+        items,
+        items_dropped: total.saturating_sub(max_items),
+    }
+}
+
+fn truncate_chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// The article link among an entry's links: `alternate` (or no rel) first, HTML preferred.
+fn pick_link(links: &[feed_rs::model::Link]) -> Option<&str> {
+    links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate") && l.media_type.as_deref().is_none_or(|t| t.contains("html")))
+        .or_else(|| links.iter().find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate")))
+        .or_else(|| links.first())
+        .map(|l| l.href.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://news.example.com/feed/").unwrap()
+    }
+
+    #[test]
+    fn rss_basics() {
+        let xml = br#"<?xml version="1.0"?><rss version="2.0"><channel><title>T &amp; Co</title><link>https://news.example.com/</link>
+          <item><title>One &lt;b&gt;bold&lt;/b&gt;</title><link>/a/1?utm_source=rss</link><description>&lt;p onclick="x"&gt;Hi&lt;/p&gt;</description>
+          <pubDate>Sun, 10 Mar 2024 17:32:50 GMT</pubDate></item>
+          <item><title>No guid no link</title><description>text</description><pubDate>Fri, 31 Dec 9999 23:59:59 GMT</pubDate></item>
+          </channel></rss>"#;
+        let f = parse_feed(xml, None, &base(), 100, Utc::now()).unwrap();
+        assert_eq!(f.title.as_deref(), Some("T & Co"));
+        assert_eq!(f.items.len(), 2);
+        let a = &f.items[0];
+        assert_eq!(a.title, "One bold");
+        assert_eq!(a.link.as_deref(), Some("https://news.example.com/a/1?utm_source=rss"));
+        assert_eq!(a.canonical_url.as_deref(), Some("news.example.com/a/1"));
+        assert_eq!(a.summary_html.as_deref(), Some("<p>Hi</p>"));
+        assert!(a.published.is_some());
+        let b = &f.items[1];
+        assert_eq!(b.guid, None);
+        assert_eq!(b.published, None, "year 9999 is junk");
+    }
+
+    #[test]
+    fn item_cap() {
+        let mut xml = String::from("<rss version=\"2.0\"><channel><title>x</title>");
+        for i in 0..50 {
+            xml.push_str(&format!("<item><guid>{i}</guid><title>t{i}</title></item>"));
+        }
+        xml.push_str("</channel></rss>");
+        let f = parse_feed(xml.as_bytes(), None, &base(), 10, Utc::now()).unwrap();
+        assert_eq!((f.items.len(), f.items_dropped), (10, 40));
+    }
+
+    #[test]
+    fn charset_from_header() {
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("<rss version=\"2.0\"><channel><title>Новости</title></channel></rss>");
+        let f = parse_feed(&bytes, Some("application/rss+xml; charset=windows-1251"), &base(), 10, Utc::now()).unwrap();
+        assert_eq!(f.title.as_deref(), Some("Новости"));
+    }
+
+    #[test]
+    fn html_page_names_its_feed() {
+        let page = br#"<!DOCTYPE html><html><head><link rel="alternate" type="application/rss+xml" href="/rss.xml"></head><body>hi</body></html>"#;
+        let e = parse_feed(page, Some("text/html"), &base(), 10, Utc::now()).unwrap_err();
+        assert_eq!(e, ParseError::NotAFeed { alternate: Some("https://news.example.com/rss.xml".into()) });
+        assert!(e.to_string().contains("not a feed"));
+        assert_eq!(parse_feed(b"  \n ", None, &base(), 10, Utc::now()).unwrap_err(), ParseError::Empty);
+    }
+}

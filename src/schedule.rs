@@ -1,0 +1,197 @@
+//! Schedule: when each source is next due.
+//!
+//! A schedule is a crontab expression (5 fields, or 6 with leading seconds; Sunday as 0 or 7;
+//! names such as `MON-FRI`), evaluated in UTC, or `every <duration>`. Each source gets a
+//! deterministic jitter derived from its id, so a thousand sources sharing `*/15 * * * *` do
+//! not all hit the network in the same second, and the spread is the same after a restart.
+
+use std::fmt;
+use std::hash::Hasher;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+use siphasher::sip::SipHasher13;
+
+/// When a source is polled.
+#[derive(Clone)]
+pub enum Schedule {
+    /// A crontab expression (the original text kept for display).
+    Cron(Box<Cron>, String),
+    /// A fixed interval.
+    Every(Duration),
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::Every(Duration::from_secs(15 * 60))
+    }
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Cron(_, text) => f.write_str(text),
+            Schedule::Every(d) => write!(f, "every {}s", d.as_secs()),
+        }
+    }
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Schedule::Cron(_, a), Schedule::Cron(_, b)) => a == b,
+            (Schedule::Every(a), Schedule::Every(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Schedule {
+    /// Parses `every 15m` or a crontab expression.
+    pub fn parse(text: &str) -> Result<Schedule, String> {
+        let t = text.trim();
+        if let Some(rest) = t.strip_prefix("every ") {
+            let d = crate::config::parse_duration(rest)?;
+            return Ok(Schedule::Every(d));
+        }
+        let fields = t.split_whitespace().count();
+        if !(5..=6).contains(&fields) {
+            return Err(format!(
+                "{text:?} is not a schedule: expected a crontab expression with 5 fields (or 6 with leading seconds), or \"every 15m\""
+            ));
+        }
+        let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
+        let cron = parser.parse(t).map_err(|e| format!("{text:?} is not a valid crontab expression: {e}"))?;
+        // A pattern that never fires (e.g. 30 February) would silently stop polling.
+        if cron.find_next_occurrence(&Utc::now(), false).is_err() {
+            return Err(format!("{text:?} never fires"));
+        }
+        Ok(Schedule::Cron(Box::new(cron), t.to_string()))
+    }
+
+    /// The first time strictly after `after` at which the schedule fires (without jitter).
+    pub fn next_after(&self, after: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Schedule::Every(d) => after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::minutes(15)),
+            Schedule::Cron(cron, _) => cron
+                .find_next_occurrence(&after, false)
+                .unwrap_or_else(|_| after + chrono::Duration::hours(24)),
+        }
+    }
+
+    /// The typical gap between two firings.
+    pub fn period(&self, around: DateTime<Utc>) -> Duration {
+        match self {
+            Schedule::Every(d) => *d,
+            Schedule::Cron(..) => {
+                let a = self.next_after(around);
+                let b = self.next_after(a);
+                (b - a).to_std().unwrap_or(Duration::from_secs(60))
+            }
+        }
+    }
+
+    /// Next due time for `source_id` after `after`: the next firing plus the source's jitter.
+    pub fn next_due(&self, source_id: &str, after: DateTime<Utc>) -> DateTime<Utc> {
+        let base = self.next_after(after);
+        base + chrono::Duration::from_std(jitter(source_id, self.period(after))).unwrap_or_default()
+    }
+}
+
+/// Deterministic jitter for a source: up to half the period, at most 5 minutes.
+pub fn jitter(source_id: &str, period: Duration) -> Duration {
+    let span = (period / 2).min(Duration::from_secs(300)).as_millis() as u64;
+    if span == 0 {
+        return Duration::ZERO;
+    }
+    let mut h = SipHasher13::new_with_keys(0x6e65_7773, 0x6465_736b);
+    h.write(source_id.as_bytes());
+    Duration::from_millis(h.finish() % span)
+}
+
+
+/// Longest backoff after repeated failures.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+
+/// Backoff after `failures` consecutive failures: 1 min, 2, 4, ... capped at 24 h.
+pub fn backoff(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(60u64.saturating_mul(1u64 << (failures - 1).min(20))).min(MAX_BACKOFF)
+}
+
+/// When to poll a source next. Upstream hints (`Retry-After`, `ttl`/`max-age`, already capped
+/// by the caller) and backoff can only delay the scheduled time, never bring it forward.
+pub fn plan_next(
+    schedule: &Schedule,
+    source_id: &str,
+    now: DateTime<Utc>,
+    failures: u32,
+    retry_at: Option<DateTime<Utc>>,
+    hint: Option<Duration>,
+) -> DateTime<Utc> {
+    let mut due = schedule.next_due(source_id, now);
+    let later = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
+    if failures > 0 {
+        due = due.max(later(backoff(failures)));
+    }
+    if let Some(r) = retry_at {
+        due = due.max(r.min(later(crate::fetch::MAX_RETRY_AFTER)));
+    }
+    if let Some(h) = hint {
+        due = due.max(later(h));
+    }
+    due
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn crontab_forms() {
+        for ok in ["*/15 * * * *", "0 */2 * * MON-FRI", "0 0 * * 0", "0 0 * * 7", "*/5 * * * * *", "every 15m"] {
+            assert!(Schedule::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["*/15 * * *", "61 * * * *", "every", "every 5 parsecs", "hourly-ish"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn next_firing_is_utc_and_spread() {
+        let s = Schedule::parse("*/15 * * * *").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 10, 7, 0).unwrap();
+        assert_eq!(s.next_after(t), Utc.with_ymd_and_hms(2026, 1, 1, 10, 15, 0).unwrap());
+        assert_eq!(s.period(t), Duration::from_secs(900));
+        let a = s.next_due("dawn", t);
+        let b = s.next_due("tass", t);
+        assert_ne!(a, b);
+        assert!(a >= s.next_after(t) && a < s.next_after(t) + chrono::Duration::minutes(5));
+        assert_eq!(a, s.next_due("dawn", t), "jitter is deterministic");
+    }
+
+    #[test]
+    fn hints_and_backoff_only_delay() {
+        let s = Schedule::parse("every 10m").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        let plain = plan_next(&s, "x", t, 0, None, None);
+        assert_eq!(plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(60))), plain);
+        assert!(plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(3600))) >= t + chrono::Duration::hours(1));
+        assert!(plan_next(&s, "x", t, 12, None, None) >= t + chrono::Duration::hours(24) - chrono::Duration::seconds(1));
+        assert_eq!(backoff(1), Duration::from_secs(60));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+        let far = t + chrono::Duration::days(30);
+        assert!(plan_next(&s, "x", t, 1, Some(far), None) <= t + chrono::Duration::hours(24) + chrono::Duration::seconds(1));
+    }
+}

@@ -1,0 +1,133 @@
+//! Items: storing one fetched document's items, once each.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::dedup::identity::identities;
+use crate::model::Feed;
+
+/// What storing one document did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Items new to this source (including articles another source already had).
+    pub new: usize,
+    /// Items the publisher edited since the last poll.
+    pub updated: usize,
+    /// Items already stored unchanged.
+    pub unchanged: usize,
+    /// Of `new`: articles already stored through another source or URL variant.
+    pub linked: usize,
+    /// Items skipped because they were pruned before (tombstoned).
+    pub tombstoned: usize,
+}
+
+/// Stores every item of `feed` for `source_id` inside `tx` (see [`crate::dedup::identity`]).
+pub fn ingest(tx: &Transaction, source_id: &str, feed: &Feed, now: DateTime<Utc>) -> rusqlite::Result<IngestCounts> {
+    let now_s = now.timestamp();
+    let mut counts = IngestCounts::default();
+    let ids = identities(&feed.items, feed.home_page.as_deref());
+    let mut find_app = tx.prepare_cached("SELECT item_id, content_hash FROM appearances WHERE source_id = ?1 AND key = ?2")?;
+    let mut find_tomb = tx.prepare_cached("SELECT 1 FROM tombstones WHERE source_id = ?1 AND key = ?2")?;
+    let mut find_canon = tx.prepare_cached("SELECT id FROM items WHERE canonical_url = ?1")?;
+    let mut own_app =
+        tx.prepare_cached("SELECT key, content_hash FROM appearances WHERE item_id = ?1 AND source_id = ?2 LIMIT 1")?;
+    let mut rekey = tx.prepare_cached("UPDATE appearances SET key = ?3 WHERE source_id = ?1 AND key = ?2")?;
+    let mut add_app = tx.prepare_cached(
+        "INSERT INTO appearances (source_id, key, item_id, content_hash, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut set_app_hash = tx.prepare_cached("UPDATE appearances SET content_hash = ?3 WHERE source_id = ?1 AND key = ?2")?;
+    let mut update_item = tx.prepare_cached(
+        "UPDATE items SET title = ?2, link = COALESCE(?3, link), summary = ?4, content = ?5, updated = ?6,
+                          authors = ?7, categories = ?8, content_hash = ?9
+         WHERE id = ?1",
+    )?;
+    let mut insert_item = tx.prepare_cached(
+        "INSERT INTO items (canonical_url, link, title, summary, content, published, updated, first_seen,
+                            authors, categories, content_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for (it, id) in feed.items.iter().zip(&ids) {
+        let hash = it.content_hash as i64;
+        let authors = serde_json::to_string(&it.authors).unwrap_or_else(|_| "[]".into());
+        let categories = serde_json::to_string(&it.categories).unwrap_or_else(|_| "[]".into());
+        let updated_at = it.updated.map(|d| d.timestamp()).unwrap_or(now_s).max(it.published.map(|d| d.timestamp()).unwrap_or(0));
+        let mut apply_edit = |item_id: i64| {
+            update_item.execute(params![
+                item_id,
+                it.title,
+                it.link,
+                it.summary_html,
+                it.content_html,
+                updated_at.max(now_s),
+                authors,
+                categories,
+                hash
+            ])
+        };
+        // 1. Known to this source under this key?
+        if let Some((item_id, old_hash)) =
+            find_app.query_row(params![source_id, id.key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).optional()?
+        {
+            if old_hash == hash {
+                counts.unchanged += 1;
+            } else {
+                apply_edit(item_id)?;
+                set_app_hash.execute(params![source_id, id.key, hash])?;
+                counts.updated += 1;
+            }
+            continue;
+        }
+        if find_tomb.exists(params![source_id, id.key])? {
+            counts.tombstoned += 1;
+            continue;
+        }
+        // 2. The same article under another key: another source, a URL variant, or a GUID
+        //    this source rotated.
+        let existing: Option<i64> = match &id.canonical {
+            Some(c) => find_canon.query_row([c], |r| r.get(0)).optional()?,
+            None => None,
+        };
+        if let Some(item_id) = existing {
+            let own: Option<(String, i64)> =
+                own_app.query_row(params![item_id, source_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+            match own {
+                Some((old_key, old_hash)) => {
+                    // Same source, new key for an article it already gave us: re-key.
+                    rekey.execute(params![source_id, old_key, id.key])?;
+                    if old_hash == hash {
+                        counts.unchanged += 1;
+                    } else {
+                        apply_edit(item_id)?;
+                        set_app_hash.execute(params![source_id, id.key, hash])?;
+                        counts.updated += 1;
+                    }
+                }
+                None => {
+                    add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
+                    counts.new += 1;
+                    counts.linked += 1;
+                }
+            }
+            continue;
+        }
+        // 3. A new article.
+        let published = it.published.map(|d| d.timestamp()).unwrap_or(now_s);
+        insert_item.execute(params![
+            id.canonical,
+            it.link,
+            it.title,
+            it.summary_html,
+            it.content_html,
+            published,
+            it.updated.map(|d| d.timestamp()).unwrap_or(published).max(published),
+            now_s,
+            authors,
+            categories,
+            hash
+        ])?;
+        let item_id = tx.last_insert_rowid();
+        add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
+        counts.new += 1;
+    }
+    Ok(counts)
+}

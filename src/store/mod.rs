@@ -1,0 +1,114 @@
+//! Store: the SQLite file. One writer thread owns the only write connection (every write is a
+//! job sent to it, so there is never lock contention between writers); readers open their own
+//! WAL connections. Schema migrations run by `PRAGMA user_version` ([`schema`]).
+
+pub mod items;
+pub mod schema;
+pub mod sources;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags};
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Handle to the database: cheap to clone, all clones share the one writer thread.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The writer thread is gone (it panicked or the store was dropped).
+#[derive(Debug, thiserror::Error)]
+#[error("the database writer has stopped")]
+pub struct WriterStopped;
+
+impl Store {
+    /// Opens (creating if needed) the database, runs migrations, and starts the writer.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+        configure(&conn).with_context(|| format!("configuring database {}", path.display()))?;
+        schema::migrate(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&mut conn);
+                }
+            })
+            .context("starting the database writer thread")?;
+        Ok(Store { path: path.to_path_buf(), jobs })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer connection and waits for its result.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, WriterStopped>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| WriterStopped)?;
+        rx.await.map_err(|_| WriterStopped)
+    }
+
+    /// Like [`Store::write`], for code outside the async runtime.
+    pub fn write_blocking<R, F>(&self, f: F) -> Result<R, WriterStopped>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }))
+            .map_err(|_| WriterStopped)?;
+        rx.recv().map_err(|_| WriterStopped)
+    }
+
+    /// A new read-only connection.
+    pub fn reader(&self) -> anyhow::Result<Connection> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_context(|| format!("opening database {} for reading", self.path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL: readers never block the writer. NORMAL: a crash can lose the last transactions
+    // but never corrupts; fine for a cache of public feeds that the next poll refills.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Unix seconds of a time.
+pub fn unix(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// A time from unix seconds (the epoch for out-of-range values).
+pub fn from_unix(s: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(s, 0).unwrap_or_default()
+}

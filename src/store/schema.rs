@@ -1,0 +1,86 @@
+//! Schema and migrations, versioned by `PRAGMA user_version`: migration N brings a database
+//! from version N-1 to N inside one transaction, so a crash mid-migration changes nothing.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: sources, items, appearances, tombstones.
+    r#"
+    CREATE TABLE sources (
+        id             TEXT PRIMARY KEY,
+        url            TEXT NOT NULL,      -- current URL: follows permanent redirects
+        config_url     TEXT NOT NULL,      -- as configured: a config edit resets `url`
+        feed_title     TEXT,
+        home_page      TEXT,
+        etag           TEXT,
+        last_modified  TEXT,
+        status         TEXT NOT NULL DEFAULT 'new',  -- new | ok | error | retired
+        http_status    INTEGER,
+        last_error     TEXT,
+        last_poll      INTEGER,
+        last_success   INTEGER,
+        next_due       INTEGER,
+        failures       INTEGER NOT NULL DEFAULT 0,
+        retry_after    INTEGER,            -- unix time before which we must not poll
+        retired_reason TEXT,
+        ttl_secs       INTEGER
+    );
+    -- One row per distinct article, whichever sources and URLs it was seen under.
+    CREATE TABLE items (
+        id             INTEGER PRIMARY KEY,
+        canonical_url  TEXT,
+        link           TEXT,
+        title          TEXT NOT NULL,
+        summary        TEXT,
+        content        TEXT,
+        published      INTEGER NOT NULL,   -- the feed's date, else first seen
+        updated        INTEGER NOT NULL,
+        first_seen     INTEGER NOT NULL,
+        authors        TEXT NOT NULL DEFAULT '[]',
+        categories     TEXT NOT NULL DEFAULT '[]',
+        content_hash   INTEGER NOT NULL,
+        story_id       INTEGER
+    );
+    CREATE UNIQUE INDEX items_canonical ON items(canonical_url) WHERE canonical_url IS NOT NULL;
+    CREATE INDEX items_published ON items(published);
+    -- Each place an item was seen: per source, under that source's identity key.
+    CREATE TABLE appearances (
+        source_id   TEXT NOT NULL,
+        key         TEXT NOT NULL,         -- g:GUID | u:canonical URL | h:content hash
+        item_id     INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        content_hash INTEGER NOT NULL,     -- this source's version: edits are per source
+        first_seen  INTEGER NOT NULL,
+        PRIMARY KEY (source_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX appearances_item ON appearances(item_id, source_id);
+    -- Identity keys of pruned items, so an item still in its upstream feed is not re-ingested.
+    CREATE TABLE tombstones (
+        source_id   TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        deleted_at  INTEGER NOT NULL,
+        PRIMARY KEY (source_id, key)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`VERSION`].
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > VERSION {
+        anyhow::bail!("database schema version {current} is newer than this newsdesk supports ({VERSION}); upgrade newsdesk");
+    }
+    if current == 0 {
+        // Must precede the first table; lets retention give pages back to the filesystem.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

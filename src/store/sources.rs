@@ -1,0 +1,199 @@
+//! Sources: per-source state (current URL, validators, health, next due time) and the one
+//! transaction that records a poll together with the items it brought.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::items::{self, IngestCounts};
+use crate::config::SourceConfig;
+use crate::fetch::Validators;
+use crate::model::Feed;
+
+/// Stored state of one source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceState {
+    /// Source id.
+    pub id: String,
+    /// Current URL (after permanent redirects).
+    pub url: String,
+    /// URL as configured.
+    pub config_url: String,
+    /// The feed's own title.
+    pub feed_title: Option<String>,
+    /// Cache validators.
+    pub validators: Validators,
+    /// `new`, `ok`, `error` or `retired`.
+    pub status: String,
+    /// Last HTTP status.
+    pub http_status: Option<u16>,
+    /// Last error message.
+    pub last_error: Option<String>,
+    /// Last poll (unix seconds).
+    pub last_poll: Option<i64>,
+    /// Last successful poll (unix seconds).
+    pub last_success: Option<i64>,
+    /// Next due time (unix seconds).
+    pub next_due: Option<i64>,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// Not before this time (unix seconds), from `Retry-After`.
+    pub retry_after: Option<i64>,
+    /// Why the source was retired (410).
+    pub retired_reason: Option<String>,
+    /// Items this source has given us.
+    pub items: i64,
+}
+
+const STATE_COLUMNS: &str = "s.id, s.url, s.config_url, s.feed_title, s.etag, s.last_modified, s.status, s.http_status,
+    s.last_error, s.last_poll, s.last_success, s.next_due, s.failures, s.retry_after, s.retired_reason,
+    (SELECT COUNT(*) FROM appearances a WHERE a.source_id = s.id)";
+
+fn state_from_row(r: &Row) -> rusqlite::Result<SourceState> {
+    Ok(SourceState {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        config_url: r.get(2)?,
+        feed_title: r.get(3)?,
+        validators: Validators { etag: r.get(4)?, last_modified: r.get(5)? },
+        status: r.get(6)?,
+        http_status: r.get(7)?,
+        last_error: r.get(8)?,
+        last_poll: r.get(9)?,
+        last_success: r.get(10)?,
+        next_due: r.get(11)?,
+        failures: r.get(12)?,
+        retry_after: r.get(13)?,
+        retired_reason: r.get(14)?,
+        items: r.get(15)?,
+    })
+}
+
+/// Makes the `sources` table agree with the config: new sources are added; a source whose
+/// configured URL changed starts over at the new URL (validators cleared, un-retired).
+/// Sources no longer configured keep their rows and items.
+pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO sources (id, url, config_url) VALUES (?1, ?2, ?2)")?;
+        let mut reset = tx.prepare_cached(
+            "UPDATE sources SET url = ?2, config_url = ?2, etag = NULL, last_modified = NULL, status = 'new',
+                    retired_reason = NULL, failures = 0, retry_after = NULL, next_due = NULL
+             WHERE id = ?1 AND config_url <> ?2",
+        )?;
+        for s in sources {
+            insert.execute(params![s.id, s.url.as_str()])?;
+            reset.execute(params![s.id, s.url.as_str()])?;
+        }
+    }
+    tx.commit()
+}
+
+/// State of one source.
+pub fn state(conn: &Connection, id: &str) -> rusqlite::Result<Option<SourceState>> {
+    conn.query_row(&format!("SELECT {STATE_COLUMNS} FROM sources s WHERE s.id = ?1"), [id], state_from_row).optional()
+}
+
+/// State of every source, in id order.
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<SourceState>> {
+    let mut stmt = conn.prepare(&format!("SELECT {STATE_COLUMNS} FROM sources s ORDER BY s.id"))?;
+    let rows = stmt.query_map([], state_from_row)?;
+    rows.collect()
+}
+
+/// What one poll produced.
+#[derive(Debug)]
+pub enum PollResult {
+    /// A document was fetched and parsed.
+    Content {
+        /// The parsed feed.
+        feed: Feed,
+        /// Validators to keep.
+        validators: Validators,
+        /// HTTP status (200 for files).
+        http_status: u16,
+    },
+    /// 304 Not Modified.
+    NotModified {
+        /// Validators to keep.
+        validators: Validators,
+    },
+    /// The poll failed; the source keeps its items and its validators.
+    Failed {
+        /// The message shown in `newsdesk sources`.
+        message: String,
+        /// HTTP status, when there was one.
+        http_status: Option<u16>,
+        /// 410: stop polling this source.
+        retire: bool,
+        /// Do not poll before this time.
+        retry_after: Option<DateTime<Utc>>,
+    },
+}
+
+/// One poll of one source, recorded atomically.
+#[derive(Debug)]
+pub struct PollRecord {
+    /// Source id.
+    pub source_id: String,
+    /// When the poll ran.
+    pub now: DateTime<Utc>,
+    /// When to poll next.
+    pub next_due: DateTime<Utc>,
+    /// A permanent redirect's target: becomes the source's URL.
+    pub moved_to: Option<String>,
+    /// The outcome.
+    pub result: PollResult,
+}
+
+/// Records a poll and stores its items in one transaction: a feed is committed whole or not
+/// at all.
+pub fn record_poll(conn: &mut Connection, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let now = rec.now.timestamp();
+    let next_due = rec.next_due.timestamp();
+    let mut counts = IngestCounts::default();
+    if let Some(url) = &rec.moved_to {
+        tx.execute("UPDATE sources SET url = ?2 WHERE id = ?1", params![rec.source_id, url])?;
+    }
+    match &rec.result {
+        PollResult::Content { feed, validators, http_status } => {
+            counts = items::ingest(&tx, &rec.source_id, feed, rec.now)?;
+            tx.execute(
+                "UPDATE sources SET status = 'ok', http_status = ?2, last_error = NULL, last_poll = ?3, last_success = ?3,
+                        next_due = ?4, failures = 0, retry_after = NULL, etag = ?5, last_modified = ?6,
+                        feed_title = COALESCE(?7, feed_title), home_page = COALESCE(?8, home_page), ttl_secs = ?9
+                 WHERE id = ?1",
+                params![
+                    rec.source_id,
+                    http_status,
+                    now,
+                    next_due,
+                    validators.etag,
+                    validators.last_modified,
+                    feed.title,
+                    feed.home_page,
+                    feed.ttl_minutes.map(|m| i64::from(m) * 60)
+                ],
+            )?;
+        }
+        PollResult::NotModified { validators } => {
+            tx.execute(
+                "UPDATE sources SET status = 'ok', http_status = 304, last_error = NULL, last_poll = ?2, last_success = ?2,
+                        next_due = ?3, failures = 0, retry_after = NULL, etag = ?4, last_modified = ?5
+                 WHERE id = ?1",
+                params![rec.source_id, now, next_due, validators.etag, validators.last_modified],
+            )?;
+        }
+        PollResult::Failed { message, http_status, retire, retry_after } => {
+            tx.execute(
+                "UPDATE sources SET status = CASE WHEN ?5 THEN 'retired' ELSE 'error' END, http_status = ?2,
+                        last_error = ?3, last_poll = ?4, next_due = ?6, failures = failures + 1, retry_after = ?7,
+                        retired_reason = CASE WHEN ?5 THEN ?3 ELSE retired_reason END
+                 WHERE id = ?1",
+                params![rec.source_id, http_status, message, now, retire, next_due, retry_after.map(|d| d.timestamp())],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
+}
