@@ -252,6 +252,7 @@ impl Config {
         if v.errors.is_empty() {
             Ok(config)
         } else {
+            v.errors.sort_by_key(|e| (e.line, e.column));
             Err(ConfigErrors(v.errors))
         }
     }
@@ -283,12 +284,7 @@ const SLUG_HELP: &str = "ids are lowercase letters, digits, '-' and '_'";
 impl Validator<'_> {
     fn err(&mut self, offset: usize, message: impl Into<String>) {
         let (line, column) = line_col(self.text, offset);
-        self.errors.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        });
+        self.errors.push(ConfigError { file: self.file.to_path_buf(), line, column, message: message.into() });
     }
 
     fn duration(&mut self, key: &str, v: &Option<Spanned<String>>, default: Duration) -> Duration {
@@ -327,8 +323,8 @@ impl Validator<'_> {
 
     fn slug(&mut self, what: &str, v: &Spanned<String>) {
         let s = v.get_ref();
-        let ok = !s.is_empty()
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        let ok =
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !ok {
             self.err(v.span().start, format!("{what} id {s:?} is not a valid id: {SLUG_HELP}"));
         }
@@ -400,7 +396,10 @@ impl Validator<'_> {
             }
             for s in &t.sources {
                 if !ids.contains_key(s.get_ref()) {
-                    self.err(s.span().start, format!("topic {:?} names unknown source {:?}", t.id.get_ref(), s.get_ref()));
+                    self.err(
+                        s.span().start,
+                        format!("topic {:?} names unknown source {:?}", t.id.get_ref(), s.get_ref()),
+                    );
                 }
             }
             for tag in &t.tags {
@@ -461,15 +460,14 @@ impl Validator<'_> {
         let empty = RawDaemon::default();
         let d = d.unwrap_or(&empty);
         let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let database = d
-            .database
-            .as_ref()
-            .map(|p| dir.join(p.get_ref()))
-            .unwrap_or_else(|| dir.join("newsdesk.db"));
+        let database = d.database.as_ref().map(|p| dir.join(p.get_ref())).unwrap_or_else(|| dir.join("newsdesk.db"));
         let listen = match &d.listen {
             Some(l) => {
                 if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
-                    self.err(l.span().start, format!("listen: {:?} is not an address like 127.0.0.1:8080", l.get_ref()));
+                    self.err(
+                        l.span().start,
+                        format!("listen: {:?} is not an address like 127.0.0.1:8080", l.get_ref()),
+                    );
                 }
                 l.get_ref().clone()
             }
@@ -509,7 +507,10 @@ impl Validator<'_> {
                 if tracing_subscriber_filter_ok(l.get_ref()) {
                     l.get_ref().clone()
                 } else {
-                    self.err(l.span().start, format!("log_level: {:?} is not one of error, warn, info, debug, trace", l.get_ref()));
+                    self.err(
+                        l.span().start,
+                        format!("log_level: {:?} is not one of error, warn, info, debug, trace", l.get_ref()),
+                    );
                     "info".to_string()
                 }
             }
@@ -580,7 +581,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 break;
             }
         }
-        let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (expected e.g. \"30s\", \"15m\", \"6h\", \"30d\")"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration (expected e.g. \"30s\", \"15m\", \"6h\", \"30d\")"))?;
         num.clear();
         let mult = match unit.as_str() {
             "ms" => 0, // handled below

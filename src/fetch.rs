@@ -143,7 +143,9 @@ impl Fetcher {
     }
 
     async fn fetch_file(&self, url: &Url) -> Result<Fetched, FetchError> {
-        let path = url.to_file_path().map_err(|_| FetchError::File { path: url.to_string(), error: "not a local path".into() })?;
+        let path = url
+            .to_file_path()
+            .map_err(|_| FetchError::File { path: url.to_string(), error: "not a local path".into() })?;
         let err = |e: std::io::Error| FetchError::File { path: path.display().to_string(), error: e.to_string() };
         let meta = tokio::fs::metadata(&path).await.map_err(err)?;
         if meta.len() > self.limits.max_body {
@@ -242,10 +244,13 @@ impl Fetcher {
             }
             s => return Err(FetchError::Status(s)),
         }
-        if resp.content_length().is_some_and(|n| n > self.limits.max_body) && !headers.contains_key(header::CONTENT_ENCODING) {
+        if resp.content_length().is_some_and(|n| n > self.limits.max_body)
+            && !headers.contains_key(header::CONTENT_ENCODING)
+        {
             return Err(FetchError::TooLarge(self.limits.max_body));
         }
-        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(self.limits.max_body) as usize);
+        let mut body =
+            Vec::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(self.limits.max_body) as usize);
         while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(&e, self.limits.timeout))? {
             if body.len() as u64 + chunk.len() as u64 > self.limits.max_body {
                 return Err(FetchError::TooLarge(self.limits.max_body));
@@ -304,7 +309,10 @@ pub fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
     let d = if let Ok(secs) = v.parse::<u64>() {
         Duration::from_secs(secs)
     } else {
-        let when = DateTime::parse_from_rfc2822(v).ok().map(|d| d.with_timezone(&Utc)).or_else(|| crate::parse::date::parse_date(v))?;
+        let when = DateTime::parse_from_rfc2822(v)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+            .or_else(|| crate::parse::date::parse_date(v))?;
         (when - now).to_std().unwrap_or(Duration::ZERO)
     };
     Some(d.min(MAX_RETRY_AFTER))
@@ -325,7 +333,10 @@ pub fn is_private_ip(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_private_ip(IpAddr::V4(v4));
             }
-            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
         }
     }
 }
@@ -342,7 +353,9 @@ pub async fn is_private_host(url: &Url) -> bool {
                 return true;
             }
             let port = url.port_or_known_default().unwrap_or(80);
-            let found = tokio::net::lookup_host((d.as_str(), port)).await.map(|addrs| addrs.into_iter().any(|a| is_private_ip(a.ip())));
+            let found = tokio::net::lookup_host((d.as_str(), port))
+                .await
+                .map(|addrs| addrs.into_iter().any(|a| is_private_ip(a.ip())));
             found.unwrap_or(false)
         }
         None => false,
@@ -355,7 +368,15 @@ mod tests {
 
     #[tokio::test]
     async fn private_targets() {
-        for u in ["http://127.0.0.1/", "http://10.1.2.3/", "http://192.168.1.1/", "http://169.254.169.254/latest", "http://[::1]/", "http://localhost:8080/", "http://[fd00::1]/"] {
+        for u in [
+            "http://127.0.0.1/",
+            "http://10.1.2.3/",
+            "http://192.168.1.1/",
+            "http://169.254.169.254/latest",
+            "http://[::1]/",
+            "http://localhost:8080/",
+            "http://[fd00::1]/",
+        ] {
             assert!(is_private_host(&Url::parse(u).unwrap()).await, "{u}");
         }
         for u in ["http://93.184.216.34/", "http://[2606:4700::1]/", "http://8.8.8.8/"] {

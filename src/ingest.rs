@@ -53,7 +53,11 @@ impl std::fmt::Display for PollReport {
         let ms = self.elapsed.as_millis();
         match &self.outcome {
             Outcome::Stored { counts, dropped } => {
-                write!(f, "{}: {} new, {} updated, {} unchanged", self.source_id, counts.new, counts.updated, counts.unchanged)?;
+                write!(
+                    f,
+                    "{}: {} new, {} updated, {} unchanged",
+                    self.source_id, counts.new, counts.updated, counts.unchanged
+                )?;
                 if counts.linked > 0 {
                     write!(f, " ({} already known from other sources)", counts.linked)?;
                 }
@@ -83,14 +87,9 @@ impl Poller {
     /// A poller for `config` writing to `store`.
     pub fn new(config: Arc<Config>, store: Store) -> anyhow::Result<Poller> {
         let d = &config.daemon;
-        let fetcher = Fetcher::new(FetchLimits { timeout: d.timeout, connect_timeout: d.connect_timeout, max_body: d.max_body })?;
-        Ok(Poller {
-            fetcher,
-            store,
-            global: Arc::new(Semaphore::new(d.concurrency)),
-            hosts: Arc::default(),
-            config,
-        })
+        let fetcher =
+            Fetcher::new(FetchLimits { timeout: d.timeout, connect_timeout: d.connect_timeout, max_body: d.max_body })?;
+        Ok(Poller { fetcher, store, global: Arc::new(Semaphore::new(d.concurrency)), hosts: Arc::default(), config })
     }
 
     fn host_semaphore(&self, url: &Url) -> Arc<Semaphore> {
@@ -107,9 +106,11 @@ impl Poller {
             let id = id.clone();
             self.store.reader().and_then(|c| Ok(sources::state(&c, &id)?)).ok().flatten()
         };
-        let state = state.unwrap_or_else(|| SourceState { id: id.clone(), url: source.url.to_string(), ..Default::default() });
+        let state =
+            state.unwrap_or_else(|| SourceState { id: id.clone(), url: source.url.to_string(), ..Default::default() });
         let url = Url::parse(&state.url).unwrap_or_else(|_| source.url.clone());
-        let report = |outcome| PollReport { source_id: id.clone(), url: url.to_string(), outcome, elapsed: started.elapsed() };
+        let report =
+            |outcome| PollReport { source_id: id.clone(), url: url.to_string(), outcome, elapsed: started.elapsed() };
         if state.status == "retired" && !force {
             return report(Outcome::Retired(state.retired_reason.clone().unwrap_or_default()));
         }
@@ -145,12 +146,18 @@ impl Poller {
                                 }
                                 let ttl = feed.ttl_minutes.map(|m| Duration::from_secs(u64::from(m) * 60));
                                 let hint = f.max_age.max(ttl);
-                                (PollResult::Content { feed, validators: f.validators, http_status: f.status }, moved_to, hint)
+                                (
+                                    PollResult::Content { feed, validators: f.validators, http_status: f.status },
+                                    moved_to,
+                                    hint,
+                                )
                             }
                             // A document we could not read must be fetched again in full next
                             // time, so its validators are not kept.
                             Ok(Err(e)) => (failed(e.to_string(), Some(f.status), false, None), moved_to, None),
-                            Err(e) => (failed(format!("parser crashed: {e}"), Some(f.status), false, None), moved_to, None),
+                            Err(e) => {
+                                (failed(format!("parser crashed: {e}"), Some(f.status), false, None), moved_to, None)
+                            }
                         }
                     }
                 }
@@ -158,9 +165,11 @@ impl Poller {
             Err(e) => {
                 let (status, retire, retry) = match &e {
                     FetchError::Gone => (Some(410), true, None),
-                    FetchError::RetryLater { status, retry_after } => {
-                        (Some(*status), false, retry_after.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now + d))
-                    }
+                    FetchError::RetryLater { status, retry_after } => (
+                        Some(*status),
+                        false,
+                        retry_after.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now + d),
+                    ),
                     FetchError::Status(s) => (Some(*s), false, None),
                     _ => (None, false, None),
                 };
@@ -186,7 +195,10 @@ impl Poller {
             PollResult::Failed { message, .. } => Outcome::Failed(message.clone()),
         };
         let rec = PollRecord { source_id: id.clone(), now, next_due, moved_to, result };
-        let written = self.store.write(move |c| sources::record_poll(c, &rec).map(|counts| outcome_of(&rec.result, counts))).await;
+        let written = self
+            .store
+            .write(move |c| sources::record_poll(c, &rec).map(|counts| outcome_of(&rec.result, counts)))
+            .await;
         let outcome = match written {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => Outcome::Failed(format!("storing failed: {e}")),
@@ -203,7 +215,12 @@ impl Poller {
     }
 
     /// Polls the given sources concurrently (within the limits); calls `progress` after each.
-    pub async fn poll_many(&self, sources: Vec<SourceConfig>, force: bool, progress: impl Fn(&PollReport) + Send + Sync + 'static) -> Vec<PollReport> {
+    pub async fn poll_many(
+        &self,
+        sources: Vec<SourceConfig>,
+        force: bool,
+        progress: impl Fn(&PollReport) + Send + Sync + 'static,
+    ) -> Vec<PollReport> {
         let progress = Arc::new(progress);
         let mut set = tokio::task::JoinSet::new();
         for (i, s) in sources.into_iter().enumerate() {

@@ -17,7 +17,11 @@ use newsdesk::store::{sources, Store};
 const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
-#[command(name = "newsdesk", version, about = "Polls news feeds, stores each item once, republishes merged topic feeds")]
+#[command(
+    name = "newsdesk",
+    version,
+    about = "Polls news feeds, stores each item once, republishes merged topic feeds"
+)]
 struct Cli {
     /// Config file [default: $NEWSDESK_CONFIG, else ./feeds.toml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -54,12 +58,7 @@ fn main() -> ExitCode {
         Err(e) => return config_failure(&e),
     };
     if let Command::Check = cli.command {
-        println!(
-            "{}: ok ({} sources, {} topics)",
-            path.display(),
-            config.sources.len(),
-            config.topics.len()
-        );
+        println!("{}: ok ({} sources, {} topics)", path.display(), config.sources.len(), config.topics.len());
         return ExitCode::SUCCESS;
     }
     init_logging(&config.daemon.log_level);
@@ -166,7 +165,8 @@ fn list_sources(config: &Config) -> anyhow::Result<ExitCode> {
     let conn = store.reader()?;
     let states = sources::all(&conn)?;
     let now = chrono::Utc::now().timestamp();
-    let mut rows = vec![["ID", "STATUS", "ITEMS", "LAST POLL", "NEXT DUE", "FAILS", "LAST ERROR"].map(String::from).to_vec()];
+    let mut rows =
+        vec![["ID", "STATUS", "ITEMS", "LAST POLL", "NEXT DUE", "FAILS", "LAST ERROR"].map(String::from).to_vec()];
     for s in &config.sources {
         let st = states.iter().find(|x| x.id == s.id).cloned().unwrap_or_default();
         let status = match (st.status.as_str(), st.http_status) {
@@ -180,15 +180,26 @@ fn list_sources(config: &Config) -> anyhow::Result<ExitCode> {
             status,
             st.items.to_string(),
             st.last_poll.map(|t| ago(now - t)).unwrap_or_else(|| "never".into()),
-            st.next_due.map(|t| if t <= now { "now".into() } else { format!("in {}", span(t - now)) }).unwrap_or_else(|| "now".into()),
+            st.next_due
+                .map(|t| if t <= now { "now".into() } else { format!("in {}", span(t - now)) })
+                .unwrap_or_else(|| "now".into()),
             st.failures.to_string(),
             err.chars().take(100).collect(),
         ]);
     }
     for st in states.iter().filter(|st| config.source(&st.id).is_none()) {
-        rows.push(vec![st.id.clone(), "removed".into(), st.items.to_string(), st.last_poll.map(|t| ago(now - t)).unwrap_or_default(), "-".into(), "-".into(), "no longer in the config; items kept".into()]);
+        rows.push(vec![
+            st.id.clone(),
+            "removed".into(),
+            st.items.to_string(),
+            st.last_poll.map(|t| ago(now - t)).unwrap_or_default(),
+            "-".into(),
+            "-".into(),
+            "no longer in the config; items kept".into(),
+        ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = std::io::stdout().lock();
     for r in rows {
         let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();

@@ -114,7 +114,10 @@ fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> std::borrow::Cow<'
         enc
     } else if body.starts_with(&[0, b'<', 0]) {
         UTF_16BE
-    } else if body.starts_with(&[b'<', 0, b'?', 0]) || body.starts_with(&[b'<', 0, b'r', 0]) || body.starts_with(&[b'<', 0, b'f', 0]) {
+    } else if body.starts_with(&[b'<', 0, b'?', 0])
+        || body.starts_with(&[b'<', 0, b'r', 0])
+        || body.starts_with(&[b'<', 0, b'f', 0])
+    {
         UTF_16LE
     } else {
         prolog_encoding(body)
@@ -128,7 +131,8 @@ fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> std::borrow::Cow<'
 
 fn prolog_encoding(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
     let head = &body[..body.len().min(256)];
-    let head = std::str::from_utf8(head).unwrap_or_else(|e| std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""));
+    let head =
+        std::str::from_utf8(head).unwrap_or_else(|e| std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""));
     let prolog = head.trim_start().strip_prefix("<?xml")?;
     let prolog = &prolog[..prolog.find("?>")?];
     let c = PROLOG_ENCODING.captures(prolog)?;
@@ -218,7 +222,11 @@ fn repair_json(text: &str) -> Option<String> {
     let obj = v.as_object_mut()?;
     obj.get("items")?;
     let version = obj.get("version").and_then(|v| v.as_str()).unwrap_or("").replace("http://", "https://");
-    let version = if version.starts_with("https://jsonfeed.org/version/") { version } else { "https://jsonfeed.org/version/1.1".into() };
+    let version = if version.starts_with("https://jsonfeed.org/version/") {
+        version
+    } else {
+        "https://jsonfeed.org/version/1.1".into()
+    };
     obj.insert("version".into(), serde_json::Value::String(version));
     if let Some(items) = obj.get_mut("items").and_then(|i| i.as_array_mut()) {
         for item in items.iter_mut().filter_map(|i| i.as_object_mut()) {
@@ -335,7 +343,7 @@ fn convert(f: feed_rs::model::Feed, base: &Url, max_items: usize, now: DateTime<
                 // A title-less item (allowed in RSS) gets the start of its text.
                 title = text::title(&truncate_chars(&text::plain_text(raw_summary), 120));
             }
-            let guid = Some(e.id.trim()).filter(|g| !g.is_empty()).map(|g| text::plain_text(g));
+            let guid = Some(e.id.trim()).filter(|g| !g.is_empty()).map(text::plain_text);
             Item {
                 guid: guid.filter(|g| !g.is_empty()),
                 canonical_url: link.as_ref().and_then(|l| canonicalize(l.as_str())),
@@ -345,7 +353,12 @@ fn convert(f: feed_rs::model::Feed, base: &Url, max_items: usize, now: DateTime<
                 content_html: sanitizer.clean(raw_content),
                 published: sane(e.published.or(e.updated)),
                 updated: sane(e.updated),
-                authors: e.authors.iter().map(|p| text::plain_text(p.name.as_deref().unwrap_or_default())).filter(|n| !n.is_empty()).collect(),
+                authors: e
+                    .authors
+                    .iter()
+                    .map(|p| text::plain_text(p.name.as_deref().unwrap_or_default()))
+                    .filter(|n| !n.is_empty())
+                    .collect(),
                 categories: e
                     .categories
                     .iter()
@@ -373,7 +386,10 @@ fn truncate_chars(s: &str, n: usize) -> String {
 fn pick_link(links: &[feed_rs::model::Link]) -> Option<&str> {
     links
         .iter()
-        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate") && l.media_type.as_deref().is_none_or(|t| t.contains("html")))
+        .find(|l| {
+            l.rel.as_deref().is_none_or(|r| r == "alternate")
+                && l.media_type.as_deref().is_none_or(|t| t.contains("html"))
+        })
         .or_else(|| links.iter().find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate")))
         .or_else(|| links.first())
         .map(|l| l.href.as_str())
@@ -421,7 +437,8 @@ mod tests {
 
     #[test]
     fn charset_from_header() {
-        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("<rss version=\"2.0\"><channel><title>Новости</title></channel></rss>");
+        let (bytes, _, _) =
+            encoding_rs::WINDOWS_1251.encode("<rss version=\"2.0\"><channel><title>Новости</title></channel></rss>");
         let f = parse_feed(&bytes, Some("application/rss+xml; charset=windows-1251"), &base(), 10, Utc::now()).unwrap();
         assert_eq!(f.title.as_deref(), Some("Новости"));
     }

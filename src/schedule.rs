@@ -81,9 +81,9 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             Schedule::Every(d) => after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::minutes(15)),
-            Schedule::Cron(cron, _) => cron
-                .find_next_occurrence(&after, false)
-                .unwrap_or_else(|_| after + chrono::Duration::hours(24)),
+            Schedule::Cron(cron, _) => {
+                cron.find_next_occurrence(&after, false).unwrap_or_else(|_| after + chrono::Duration::hours(24))
+            }
         }
     }
 
@@ -116,7 +116,6 @@ pub fn jitter(source_id: &str, period: Duration) -> Duration {
     h.write(source_id.as_bytes());
     Duration::from_millis(h.finish() % span)
 }
-
 
 /// Longest backoff after repeated failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
@@ -188,10 +187,14 @@ mod tests {
         let plain = plan_next(&s, "x", t, 0, None, None);
         assert_eq!(plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(60))), plain);
         assert!(plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(3600))) >= t + chrono::Duration::hours(1));
-        assert!(plan_next(&s, "x", t, 12, None, None) >= t + chrono::Duration::hours(24) - chrono::Duration::seconds(1));
+        assert!(
+            plan_next(&s, "x", t, 12, None, None) >= t + chrono::Duration::hours(24) - chrono::Duration::seconds(1)
+        );
         assert_eq!(backoff(1), Duration::from_secs(60));
         assert_eq!(backoff(40), MAX_BACKOFF);
         let far = t + chrono::Duration::days(30);
-        assert!(plan_next(&s, "x", t, 1, Some(far), None) <= t + chrono::Duration::hours(24) + chrono::Duration::seconds(1));
+        assert!(
+            plan_next(&s, "x", t, 1, Some(far), None) <= t + chrono::Duration::hours(24) + chrono::Duration::seconds(1)
+        );
     }
 }

@@ -86,7 +86,11 @@ mod tests {
     #[test]
     fn keys_prefer_guid_then_link_then_hash() {
         let ids = identities(
-            &[item(Some("a"), Some("https://x.com/1"), "one"), item(None, Some("https://x.com/2?utm_source=z"), "two"), item(None, None, "three")],
+            &[
+                item(Some("a"), Some("https://x.com/1"), "one"),
+                item(None, Some("https://x.com/2?utm_source=z"), "two"),
+                item(None, None, "three"),
+            ],
             None,
         );
         assert_eq!(ids[0].key, "g:a");

@@ -48,7 +48,6 @@ pub fn title(input: &str) -> String {
 
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
-
 }
 
 /// Removes tags (and the contents of script/style) and decodes every HTML entity, using the
@@ -57,7 +56,12 @@ fn is_invisible(c: char) -> bool {
 fn strip_markup(input: &str) -> String {
     let escaped = ammonia::Builder::empty().clean(input).to_string();
     // ammonia re-serialises text, escaping only these.
-    escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&quot;", "\"").replace("&amp;", "&")
+    escaped
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", " ")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]

@@ -108,8 +108,11 @@ pub fn canonicalize(link: &str) -> Option<String> {
         path.clear();
     }
     out.push_str(&path);
-    let mut params: Vec<(String, String)> =
-        url.query_pairs().filter(|(k, _)| !is_tracking_param(k)).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let mut params: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !is_tracking_param(k))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     if !params.is_empty() {
         params.sort();
         let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
@@ -159,10 +162,7 @@ mod tests {
         let b = canonicalize("https://example.com/article.php?id=2").unwrap();
         assert_ne!(a, b);
         assert_eq!(a, "example.com/article.php?id=1");
-        assert_eq!(
-            canonicalize("https://example.com/a?b=2&a=1"),
-            canonicalize("https://example.com/a?a=1&b=2")
-        );
+        assert_eq!(canonicalize("https://example.com/a?b=2&a=1"), canonicalize("https://example.com/a?a=1&b=2"));
         assert_eq!(canonicalize("https://example.com:8443/a").unwrap(), "example.com:8443/a");
         assert_eq!(canonicalize("mailto:x@example.com"), None);
         assert_eq!(canonicalize("not a url"), None);

@@ -26,7 +26,8 @@ pub fn ingest(tx: &Transaction, source_id: &str, feed: &Feed, now: DateTime<Utc>
     let now_s = now.timestamp();
     let mut counts = IngestCounts::default();
     let ids = identities(&feed.items, feed.home_page.as_deref());
-    let mut find_app = tx.prepare_cached("SELECT item_id, content_hash FROM appearances WHERE source_id = ?1 AND key = ?2")?;
+    let mut find_app =
+        tx.prepare_cached("SELECT item_id, content_hash FROM appearances WHERE source_id = ?1 AND key = ?2")?;
     let mut find_tomb = tx.prepare_cached("SELECT 1 FROM tombstones WHERE source_id = ?1 AND key = ?2")?;
     let mut find_canon = tx.prepare_cached("SELECT id FROM items WHERE canonical_url = ?1")?;
     let mut own_app =
@@ -35,7 +36,8 @@ pub fn ingest(tx: &Transaction, source_id: &str, feed: &Feed, now: DateTime<Utc>
     let mut add_app = tx.prepare_cached(
         "INSERT INTO appearances (source_id, key, item_id, content_hash, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    let mut set_app_hash = tx.prepare_cached("UPDATE appearances SET content_hash = ?3 WHERE source_id = ?1 AND key = ?2")?;
+    let mut set_app_hash =
+        tx.prepare_cached("UPDATE appearances SET content_hash = ?3 WHERE source_id = ?1 AND key = ?2")?;
     let mut update_item = tx.prepare_cached(
         "UPDATE items SET title = ?2, link = COALESCE(?3, link), summary = ?4, content = ?5, updated = ?6,
                           authors = ?7, categories = ?8, content_hash = ?9
@@ -50,7 +52,8 @@ pub fn ingest(tx: &Transaction, source_id: &str, feed: &Feed, now: DateTime<Utc>
         let hash = it.content_hash as i64;
         let authors = serde_json::to_string(&it.authors).unwrap_or_else(|_| "[]".into());
         let categories = serde_json::to_string(&it.categories).unwrap_or_else(|_| "[]".into());
-        let updated_at = it.updated.map(|d| d.timestamp()).unwrap_or(now_s).max(it.published.map(|d| d.timestamp()).unwrap_or(0));
+        let updated_at =
+            it.updated.map(|d| d.timestamp()).unwrap_or(now_s).max(it.published.map(|d| d.timestamp()).unwrap_or(0));
         let mut apply_edit = |item_id: i64| {
             update_item.execute(params![
                 item_id,
@@ -65,8 +68,9 @@ pub fn ingest(tx: &Transaction, source_id: &str, feed: &Feed, now: DateTime<Utc>
             ])
         };
         // 1. Known to this source under this key?
-        if let Some((item_id, old_hash)) =
-            find_app.query_row(params![source_id, id.key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).optional()?
+        if let Some((item_id, old_hash)) = find_app
+            .query_row(params![source_id, id.key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()?
         {
             if old_hash == hash {
                 counts.unchanged += 1;

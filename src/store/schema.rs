@@ -70,7 +70,9 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > VERSION {
-        anyhow::bail!("database schema version {current} is newer than this newsdesk supports ({VERSION}); upgrade newsdesk");
+        anyhow::bail!(
+            "database schema version {current} is newer than this newsdesk supports ({VERSION}); upgrade newsdesk"
+        );
     }
     if current == 0 {
         // Must precede the first table; lets retention give pages back to the filesystem.

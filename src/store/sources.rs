@@ -74,7 +74,8 @@ fn state_from_row(r: &Row) -> rusqlite::Result<SourceState> {
 pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO sources (id, url, config_url) VALUES (?1, ?2, ?2)")?;
+        let mut insert =
+            tx.prepare_cached("INSERT OR IGNORE INTO sources (id, url, config_url) VALUES (?1, ?2, ?2)")?;
         let mut reset = tx.prepare_cached(
             "UPDATE sources SET url = ?2, config_url = ?2, etag = NULL, last_modified = NULL, status = 'new',
                     retired_reason = NULL, failures = 0, retry_after = NULL, next_due = NULL

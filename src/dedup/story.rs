@@ -1,0 +1,1791 @@
+//! Incremental story clustering: every incoming article joins the live story it
+//! is most similar to, or opens a new one.
+//!
+//! # Algorithm
+//!
+//! Each article is turned into a bag of weighted *terms*: title words (light
+//! plural stemming, stop words removed), adjacent title-word bigrams, words of
+//! the summary and words of the URL slug (ids, dates and the host removed).
+//! Terms are weighted by TF-IDF where document frequencies are learned
+//! online, as items arrive, and decay with a long half-life so the vocabulary
+//! stays bounded. A story keeps the summed term mass of its members; its
+//! *centroid* is the top-k terms of that mass re-weighted by IDF and L2
+//! normalised. Candidate stories are found through an inverted index that
+//! maps each story's most specific centroid terms to the story; only the
+//! article's rarest words are looked up and only the most recent
+//! `max_postings` stories of each posting list are read, so the cost per item
+//! is bounded by `query_terms * max_postings` whatever the number of live
+//! stories. The article joins the candidate with the highest cosine if it
+//! beats a threshold that rises with the time the story has been quiet;
+//! otherwise it opens a story. A near-copy (word-shingle Jaccard against a
+//! recent member, or the same URL) always joins the copy's story and is
+//! reported. When an article also matches a second story strongly and the two
+//! centroids agree, the stories are merged and the younger id redirects to the
+//! older one.
+//!
+//! All state lives in plain structs with public fields ([`StoryIndex`],
+//! [`Story`], [`Member`], [`Decayed`]) so it can be persisted; the inverted
+//! index is derived data and can be rebuilt with
+//! [`StoryIndex::rebuild_postings`]. Term hashes use SipHash-1-3 with fixed
+//! keys, so they are stable across processes and Rust versions (std's
+//! `DefaultHasher` makes no such promise).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use siphasher::sip::SipHasher13;
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+// ---------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------
+
+/// All tunables of the story engine; `Default` gives the shipped defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoryParams {
+    /// Cosine similarity an article needs to join a story that was active just now.
+    pub join_threshold: f64,
+    /// How far the join threshold rises for a story that has gone quiet (stale stories need stronger evidence).
+    pub max_threshold_rise: f64,
+    /// Time constant in hours of that rise: `rise = max_threshold_rise * (1 - exp(-quiet_hours / tau))`.
+    pub threshold_tau_hours: f64,
+    /// Seconds without a new item after which a story stops accepting items and may be expired.
+    pub quiet_period: i64,
+    /// Weight of a title word.
+    pub title_weight: f64,
+    /// Weight of a title bigram (two adjacent content words).
+    pub bigram_weight: f64,
+    /// Weight of a summary word (multiplied by `1 + ln tf`).
+    pub summary_weight: f64,
+    /// Weight of a URL slug word that is not already in the title.
+    pub url_weight: f64,
+    /// Count document frequency once per story instead of once per article (see `assign`).
+    pub story_level_df: bool,
+    /// With `story_level_df`: how much an article joining a story adds to N and to the df of
+    /// terms its story already has (0 = pure per-story counts, 1 = plain per-article counts).
+    pub df_repeat_weight: f64,
+    /// Pseudo-documents added to the corpus size in the IDF, so that the first items are not over-confident.
+    pub idf_prior_docs: f64,
+    /// Half-life in seconds of the document-frequency counts (keeps the vocabulary bounded and fresh).
+    pub df_half_life: i64,
+    /// Decayed document frequency under which a term is forgotten by `expire`.
+    pub df_forget_below: f64,
+    /// Number of terms kept in a story centroid.
+    pub centroid_terms: usize,
+    /// Number of summed-mass terms kept per story (a superset of the centroid, so rising terms are not lost).
+    pub mass_terms: usize,
+    /// Number of a story's most specific unigram terms that are posted in the inverted index.
+    pub index_terms: usize,
+    /// Number of an article's rarest unigram terms looked up in the inverted index.
+    pub query_terms: usize,
+    /// Only the most recent this-many stories of a posting list are examined.
+    pub max_postings: usize,
+    /// The this-many most recently updated stories are always candidates (news arrives in bursts,
+    /// and this catches items whose shared words are not among a story's indexed terms).
+    pub recent_stories: usize,
+    /// Posting lists longer than this are trimmed to their newest `max_postings` entries.
+    pub posting_cap: usize,
+    /// Word-shingle Jaccard at or above which an article is a near-duplicate of an earlier one.
+    pub near_dup_jaccard: f64,
+    /// Number of recent members per story kept for near-duplicate checks.
+    pub near_dup_members: usize,
+    /// An article must reach this cosine with a second story before a merge is considered.
+    pub merge_item_threshold: f64,
+    /// Cosine between the two centroids required to merge two stories.
+    pub merge_threshold: f64,
+    /// Maximum number of distinct outlets remembered per story.
+    pub max_outlets: usize,
+    /// Half-life in hours of [`coverage_score`].
+    pub coverage_half_life_hours: f64,
+    /// How much a near-duplicate copy counts relative to an independent outlet in [`coverage_score`].
+    pub copy_weight: f64,
+}
+
+impl Default for StoryParams {
+    fn default() -> Self {
+        StoryParams {
+            join_threshold: 0.06,
+            max_threshold_rise: 0.30,
+            threshold_tau_hours: 2.0,
+            quiet_period: 48 * 3600,
+            title_weight: 1.0,
+            bigram_weight: 0.5,
+            summary_weight: 0.5,
+            url_weight: 0.5,
+            story_level_df: true,
+            df_repeat_weight: 0.1,
+            idf_prior_docs: 50.0,
+            df_half_life: 14 * 24 * 3600,
+            df_forget_below: 0.2,
+            centroid_terms: 40,
+            mass_terms: 160,
+            index_terms: 10,
+            query_terms: 8,
+            max_postings: 32,
+            recent_stories: 8,
+            posting_cap: 256,
+            near_dup_jaccard: 0.6,
+            near_dup_members: 32,
+            merge_item_threshold: 0.5,
+            merge_threshold: 0.5,
+            max_outlets: 512,
+            coverage_half_life_hours: 12.0,
+            copy_weight: 0.1,
+        }
+    }
+}
+
+impl StoryParams {
+    /// Time-dependent part of the join threshold for a story quiet for `quiet_secs` seconds.
+    ///
+    /// Saturating exponential: news stories arrive in bursts, so a story that got an item
+    /// minutes ago is far more likely to get the next one than a story quiet for a day.
+    pub fn threshold_rise(&self, quiet_secs: i64) -> f64 {
+        let hours = quiet_secs.max(0) as f64 / 3600.0;
+        if self.threshold_tau_hours <= 0.0 {
+            return self.max_threshold_rise;
+        }
+        self.max_threshold_rise * (1.0 - (-hours / self.threshold_tau_hours).exp())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Public data types
+// ---------------------------------------------------------------------------
+
+/// One incoming news item (borrowed; the engine copies only what it needs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Article<'a> {
+    /// Headline.
+    pub title: &'a str,
+    /// Summary or lead paragraph; may be empty.
+    pub summary: &'a str,
+    /// Link to the article.
+    pub url: &'a str,
+    /// Outlet or publisher name.
+    pub outlet: &'a str,
+    /// Publication time, unix seconds.
+    pub time: i64,
+}
+
+/// The outcome of [`StoryIndex::assign`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assignment {
+    /// Sequence number the engine gave this article (0, 1, 2, ...); `near_duplicate_of` refers to these.
+    pub item: u64,
+    /// Story the article joined or opened (after any merge done by this call).
+    pub story: u64,
+    /// True when the article opened a new story.
+    pub opened: bool,
+    /// Story ids redirected into `story` by this call.
+    pub merged: Vec<u64>,
+    /// Item sequence number of an earlier article this one is a near-copy of.
+    pub near_duplicate_of: Option<u64>,
+    /// Cosine similarity with the joined story's centroid (0 when a story was opened).
+    pub similarity: f64,
+    /// Number of candidate stories whose similarity was computed (bounded; useful for monitoring).
+    pub candidates: usize,
+}
+
+/// A value that halves every `half_life` seconds; stored lazily as (value, time of value).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Decayed {
+    /// Value at `time`.
+    pub value: f64,
+    /// Unix seconds at which `value` was exact.
+    pub time: i64,
+}
+
+impl Decayed {
+    /// The value decayed to `now` (no decay backwards in time or when `half_life <= 0`).
+    pub fn at(&self, now: i64, half_life: i64) -> f64 {
+        if half_life <= 0 || now <= self.time {
+            return self.value;
+        }
+        self.value * (-((now - self.time) as f64) / half_life as f64).exp2()
+    }
+
+    /// Adds `x` at time `now`.
+    pub fn add(&mut self, now: i64, x: f64, half_life: i64) {
+        self.value = self.at(now, half_life) + x;
+        self.time = self.time.max(now);
+    }
+}
+
+/// A recent member of a story, kept for near-duplicate detection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// Item sequence number.
+    pub item: u64,
+    /// Hash of the normalised URL (host + path, no query).
+    pub url: u64,
+    /// Sorted, deduplicated word unigram and bigram hashes of title + summary.
+    pub shingles: Vec<u64>,
+}
+
+/// A live story (cluster).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Story {
+    /// Story id (allocated increasing).
+    pub id: u64,
+    /// Time of the earliest member, unix seconds.
+    pub first_time: i64,
+    /// Time of the latest member, unix seconds.
+    pub last_time: i64,
+    /// Number of members.
+    pub size: u32,
+    /// Summed raw term weights of all members, sorted by term hash, pruned to `mass_terms`.
+    pub mass: Vec<(u64, f32)>,
+    /// Derived: IDF-weighted, L2-normalised top `centroid_terms` of `mass`, sorted by term hash.
+    pub centroid: Vec<(u64, f32)>,
+    /// Derived: terms under which the story is currently posted in the inverted index.
+    pub indexed: Vec<u64>,
+    /// Distinct outlet hashes (sorted, capped at `max_outlets`).
+    pub outlets: Vec<u64>,
+    /// Number of members that were near-duplicates of an earlier member.
+    pub copies: u32,
+    /// Most recent members, oldest first, capped at `near_dup_members`.
+    pub recent: VecDeque<Member>,
+}
+
+impl Story {
+    /// Coverage score of this story at `now` (see [`coverage_score`]).
+    pub fn coverage(&self, now: i64, params: &StoryParams) -> f64 {
+        let age_hours = (now - self.last_time).max(0) as f64 / 3600.0;
+        coverage_score(self.outlets.len(), self.copies as usize, age_hours, params)
+    }
+}
+
+/// Pass-through hasher for keys that are already well-mixed 64-bit hashes or small ids.
+///
+/// Term keys are SipHash outputs, so re-hashing them with SipHash (std's default)
+/// would only cost time; a multiply spreads sequential story ids well enough.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A `HashMap` keyed by u64 hashes or ids.
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// The incremental engine: term statistics, candidate index and live stories.
+///
+/// Persist `params`, `docs`, `df`, `stories`, `redirects`, `next_story` and
+/// `next_item`; `postings` and `recent` are derived and rebuilt by [`StoryIndex::rebuild_postings`].
+#[derive(Clone, Debug)]
+pub struct StoryIndex {
+    /// Tunables.
+    pub params: StoryParams,
+    /// Decayed number of articles seen (the N of the IDF).
+    pub docs: Decayed,
+    /// Decayed document frequency per term hash.
+    pub df: IdMap<Decayed>,
+    /// Live stories by id.
+    pub stories: IdMap<Story>,
+    /// Inverted index: term hash -> story ids, oldest first (derived from `stories`).
+    pub postings: IdMap<Vec<u64>>,
+    /// Merge redirects: absorbed story id -> the story it was merged into.
+    pub redirects: IdMap<u64>,
+    /// Most recently updated story ids, newest last (derived; at most `recent_stories`).
+    pub recent: VecDeque<u64>,
+    /// Next story id to allocate.
+    pub next_story: u64,
+    /// Next item sequence number.
+    pub next_item: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Tokenisation
+// ---------------------------------------------------------------------------
+
+/// English function words that carry no topic (kept short and generic on purpose).
+const STOP_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "me",
+    "more",
+    "most",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+    "s",
+    "t",
+    "via",
+    "vs",
+    "amp",
+    "also",
+    "may",
+    "might",
+    "must",
+    "shall",
+];
+
+/// Words that appear in URL paths as technical boilerplate rather than content.
+const URL_NOISE: &[&str] = &[
+    "http", "https", "www", "com", "net", "org", "html", "htm", "shtml", "php", "asp", "aspx",
+    "jsp", "cms", "cfm", "index", "story", "stories", "article", "articles", "news", "post",
+    "posts", "blog", "blogs", "rss", "feed", "feeds", "track", "id", "utm", "source", "ref",
+    "content", "page", "default", "view", "detail", "details", "item", "en", "us", "uk",
+];
+
+/// True for an English stop word (input must already be lowercase).
+pub fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.contains(&word)
+}
+
+/// Lowercases, applies NFKC and folds diacritics (so "Beyoncé" matches "Beyonce").
+pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        // Fast path: ASCII is already in NFKC form and has no diacritics.
+        return text.to_ascii_lowercase();
+    }
+    let folded: String = text.nfkd().filter(|c| !is_combining_mark(*c)).collect();
+    folded.nfkc().flat_map(char::to_lowercase).collect()
+}
+
+/// Splits already-normalised text into words, keeping stop words.
+///
+/// Rules: a word is a run of alphanumeric characters; apostrophes inside a
+/// word are dropped ("don't" -> "dont") and a possessive "'s" is removed
+/// ("Miley's" -> "miley"); a '.' or ',' between two digits is kept inside a
+/// number ("1.8", "37,000" -> "37000"); everything else separates words.
+pub fn words(normalized: &str) -> Vec<String> {
+    let chars: Vec<char> = normalized.chars().collect();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let prev = if i > 0 { chars[i - 1] } else { ' ' };
+        let next = chars.get(i + 1).copied().unwrap_or(' ');
+        if c.is_alphanumeric() {
+            cur.push(c);
+        } else if (c == '\'' || c == '\u{2019}') && !cur.is_empty() && next.is_alphanumeric() {
+            let after = chars.get(i + 2).copied().unwrap_or(' ');
+            if next == 's' && !after.is_alphanumeric() {
+                // Possessive: "miley's" -> "miley".
+                i += 2;
+                continue;
+            }
+            // Contraction or name: "don't" -> "dont", "o'neil" -> "oneil".
+        } else if (c == '.' || c == ',') && prev.is_ascii_digit() && next.is_ascii_digit() {
+            if c == '.' {
+                cur.push('.');
+            }
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        i += 1;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The documented tokenizer: lowercase, NFKC (+ diacritic folding), punctuation
+/// stripped, numbers kept, English stop words and single letters removed.
+///
+/// No stemming is applied here; see [`stem`] for what the engine adds on top.
+pub fn tokens(text: &str) -> Vec<String> {
+    words(&normalize(text))
+        .into_iter()
+        .filter(|w| {
+            !is_stop_word(w) && (w.chars().count() > 1 || w.chars().all(|c| c.is_numeric()))
+        })
+        .collect()
+}
+
+/// Light plural stemmer ("recalls" -> "recall", "companies" -> "company").
+///
+/// Deliberately conservative (no Porter rules) so that names survive; it only
+/// has to make singular and plural headlines meet.
+pub fn stem(word: &str) -> String {
+    let n = word.len();
+    if n <= 3 || !word.is_ascii() || word.bytes().any(|b| b.is_ascii_digit()) {
+        return word.to_string();
+    }
+    if let Some(base) = word.strip_suffix("ies") {
+        if n > 4 {
+            return format!("{base}y");
+        }
+    }
+    if word.ends_with("ss") || word.ends_with("us") || word.ends_with("is") {
+        return word.to_string();
+    }
+    if let Some(base) = word.strip_suffix("es") {
+        // "taxes", "crashes", "watches": the 'e' belongs to the suffix.
+        if base.ends_with('x')
+            || base.ends_with("sh")
+            || base.ends_with("ch")
+            || base.ends_with("ss")
+        {
+            return base.to_string();
+        }
+    }
+    match word.strip_suffix('s') {
+        Some(base) => base.to_string(),
+        None => word.to_string(),
+    }
+}
+
+/// Stable 64-bit hash of a string (SipHash-1-3, fixed keys).
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h = SipHasher13::new_with_keys(0x6e65_7773_6465_736b, 0x7374_6f72_7931_0001);
+    h.write(s.as_bytes());
+    h.finish()
+}
+
+/// Term hash of a single word; the low bit is 0 for unigrams.
+fn unigram_key(word: &str) -> u64 {
+    stable_hash(word) & !1
+}
+
+/// Term hash of an adjacent word pair; the low bit is 1 for bigrams.
+fn bigram_key(a: &str, b: &str) -> u64 {
+    let mut s = String::with_capacity(a.len() + b.len() + 1);
+    s.push_str(a);
+    s.push('\u{1}');
+    s.push_str(b);
+    stable_hash(&s) | 1
+}
+
+fn is_unigram(term: u64) -> bool {
+    term & 1 == 0
+}
+
+/// Removes a leading or trailing " - Outlet" / " | Outlet" segment that only names the outlet.
+///
+/// Aggregators often glue the publisher to the headline; left in, it would make
+/// unrelated stories from the same outlet look similar and hide syndicated copies.
+pub fn strip_outlet(title: &str, outlet: &str) -> String {
+    const SEPARATORS: [&str; 5] = [" - ", " | ", " :: ", " \u{2014} ", " \u{2013} "];
+    // Most titles have no separator; skip tokenising the outlet for them (hot path).
+    if !SEPARATORS.iter().any(|sep| title.contains(sep)) {
+        return title.trim().to_string();
+    }
+    let outlet_words: Vec<String> = tokens(outlet);
+    if outlet_words.is_empty() {
+        return title.to_string();
+    }
+    let names_outlet = |segment: &str| {
+        let seg = tokens(segment);
+        let hits = seg.iter().filter(|w| outlet_words.contains(w)).count();
+        !seg.is_empty()
+            && hits * 2 >= seg.len().max(1)
+            && hits * 2 >= outlet_words.len().min(seg.len())
+    };
+    let mut t = title.trim();
+    for sep in SEPARATORS {
+        if let Some(pos) = t.rfind(sep) {
+            let (head, tail) = (&t[..pos], &t[pos + sep.len()..]);
+            if !tokens(head).is_empty() && names_outlet(tail) {
+                t = head.trim_end();
+            }
+        }
+        if let Some(pos) = t.find(sep) {
+            let (head, tail) = (&t[..pos], &t[pos + sep.len()..]);
+            if !tokens(tail).is_empty() && names_outlet(head) {
+                t = tail.trim_start();
+            }
+        }
+    }
+    t.to_string()
+}
+
+/// Splits a URL into (host, path) with scheme, query and fragment removed.
+fn split_url(url: &str) -> (&str, &str) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    match rest.find('/') {
+        Some(p) => (&rest[..p], &rest[p..]),
+        None => (rest, ""),
+    }
+}
+
+/// Content words of a URL path: alphabetic slug words, without the host's own words.
+///
+/// Digits are dropped on purpose: in paths they are ids and dates, which would
+/// link unrelated same-day stories.
+pub fn url_words(url: &str) -> Vec<String> {
+    let (host, path) = split_url(url);
+    let host = normalize(host);
+    let host_parts: Vec<&str> = host.split(|c: char| !c.is_alphanumeric()).collect();
+    words(&normalize(path))
+        .into_iter()
+        .filter(|w| {
+            let n = w.chars().count();
+            (3..=24).contains(&n)
+                && w.chars().all(char::is_alphabetic)
+                && !is_stop_word(w)
+                && !URL_NOISE.contains(&w.as_str())
+                && !host_parts.contains(&w.as_str())
+        })
+        .collect()
+}
+
+/// Normalised URL key for exact-duplicate detection (host without "www.", path without trailing '/' or '\').
+fn url_key(url: &str) -> u64 {
+    let (host, path) = split_url(url.trim());
+    if host.is_empty() {
+        return 0;
+    }
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let path = path.trim_end_matches(['/', '\\']);
+    stable_hash(&format!("{host}{path}"))
+}
+
+/// Word unigram + bigram shingles (stop words kept), sorted and deduplicated.
+pub fn shingles(text: &str) -> Vec<u64> {
+    let w = words(&normalize(text));
+    let mut out: Vec<u64> = w.iter().map(|x| unigram_key(x)).collect();
+    out.extend(w.windows(2).map(|p| bigram_key(&p[0], &p[1])));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Jaccard similarity of two sorted, deduplicated sets.
+pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    inter as f64 / (a.len() + b.len() - inter) as f64
+}
+
+/// Dot product of two term vectors sorted by term hash.
+fn dot(a: &[(u64, f32)], b: &[(u64, f32)]) -> f64 {
+    let (mut i, mut j, mut s) = (0, 0, 0.0f64);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                s += f64::from(a[i].1) * f64::from(b[j].1);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    s
+}
+
+/// Adds two term vectors sorted by term hash.
+fn add_sorted(a: &[(u64, f32)], b: &[(u64, f32)]) -> Vec<(u64, f32)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if j >= b.len() || (i < a.len() && a[i].0 < b[j].0) {
+            out.push(a[i]);
+            i += 1;
+        } else if i >= a.len() || b[j].0 < a[i].0 {
+            out.push(b[j]);
+            j += 1;
+        } else {
+            out.push((a[i].0, a[i].1 + b[j].1));
+            i += 1;
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Raw (pre-IDF) features of one article.
+struct Features {
+    /// Raw term weights, sorted by term hash.
+    terms: Vec<(u64, f32)>,
+    /// Near-duplicate shingles.
+    shingles: Vec<u64>,
+    /// Normalised URL hash.
+    url: u64,
+    /// Outlet hash.
+    outlet: u64,
+}
+
+impl Features {
+    fn extract(art: &Article, p: &StoryParams) -> Features {
+        let title = strip_outlet(art.title, art.outlet);
+        let mut raw: IdMap<f32> = IdMap::default();
+        let mut put = |key: u64, w: f64| {
+            let e = raw.entry(key).or_insert(0.0);
+            *e = e.max(w as f32);
+        };
+        let title_words: Vec<String> = tokens(&title).iter().map(|w| stem(w)).collect();
+        for w in &title_words {
+            put(unigram_key(w), p.title_weight);
+        }
+        if p.bigram_weight > 0.0 {
+            for pair in title_words.windows(2) {
+                put(bigram_key(&pair[0], &pair[1]), p.bigram_weight);
+            }
+        }
+        if p.summary_weight > 0.0 && !art.summary.is_empty() {
+            let mut tf: IdMap<u32> = IdMap::default();
+            for w in tokens(art.summary) {
+                *tf.entry(unigram_key(&stem(&w))).or_insert(0) += 1;
+            }
+            for (k, n) in tf {
+                put(k, p.summary_weight * (1.0 + f64::from(n).ln()));
+            }
+        }
+        if p.url_weight > 0.0 {
+            for w in url_words(art.url) {
+                put(unigram_key(&stem(&w)), p.url_weight);
+            }
+        }
+        let mut terms: Vec<(u64, f32)> = raw.into_iter().collect();
+        terms.sort_unstable_by_key(|t| t.0);
+        let mut text = title;
+        if !art.summary.is_empty() {
+            text.push(' ');
+            text.push_str(art.summary);
+        }
+        Features {
+            terms,
+            shingles: shingles(&text),
+            url: url_key(art.url),
+            outlet: stable_hash(&normalize(art.outlet.trim())),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The engine
+// ---------------------------------------------------------------------------
+
+/// One scored candidate story.
+struct Scored {
+    id: u64,
+    sim: f64,
+    threshold: f64,
+    dup: Option<(u64, f64)>,
+}
+
+impl StoryIndex {
+    /// Creates an empty engine.
+    pub fn new(params: StoryParams) -> Self {
+        StoryIndex {
+            params,
+            docs: Decayed::default(),
+            df: IdMap::default(),
+            stories: IdMap::default(),
+            postings: IdMap::default(),
+            redirects: IdMap::default(),
+            recent: VecDeque::new(),
+            next_story: 1,
+            next_item: 0,
+        }
+    }
+
+    /// Current IDF of a term: `ln((N + prior) / (df + 1))`, always positive.
+    pub fn idf(&self, term: u64, now: i64) -> f64 {
+        let hl = self.params.df_half_life;
+        let n = self.docs.at(now, hl) + self.params.idf_prior_docs.max(1.0);
+        let df = self.df.get(&term).map_or(0.0, |d| d.at(now, hl));
+        (n / (df + 1.0)).ln().max(0.01)
+    }
+
+    /// Follows merge redirects to the surviving story id (an unknown id resolves to itself).
+    pub fn resolve(&self, id: u64) -> u64 {
+        let mut cur = id;
+        // Chains are short (one hop per merge of the target); the bound guards against a corrupt, cyclic restore.
+        for _ in 0..64 {
+            match self.redirects.get(&cur) {
+                Some(&next) if next != cur => cur = next,
+                _ => break,
+            }
+        }
+        cur
+    }
+
+    /// Number of live stories.
+    pub fn live_stories(&self) -> usize {
+        self.stories.len()
+    }
+
+    /// The live story with this id (after redirects), if any.
+    pub fn story(&self, id: u64) -> Option<&Story> {
+        self.stories.get(&self.resolve(id))
+    }
+
+    /// Drops stories quiet for longer than `quiet_period`, forgets rare stale terms and dead redirects.
+    pub fn expire(&mut self, now: i64) {
+        let quiet = self.params.quiet_period;
+        let dead: Vec<u64> = self
+            .stories
+            .values()
+            .filter(|s| s.last_time.saturating_add(quiet) < now)
+            .map(|s| s.id)
+            .collect();
+        self.recent.retain(|x| !dead.contains(x));
+        for id in dead {
+            self.unindex(id);
+            self.stories.remove(&id);
+        }
+        let (hl, floor) = (self.params.df_half_life, self.params.df_forget_below);
+        self.df.retain(|_, d| d.at(now, hl) >= floor);
+        let live: Vec<(u64, bool)> = self
+            .redirects
+            .keys()
+            .map(|&k| (k, self.stories.contains_key(&self.resolve(k))))
+            .collect();
+        for (k, alive) in live {
+            if !alive {
+                self.redirects.remove(&k);
+            }
+        }
+        self.postings.retain(|_, v| !v.is_empty());
+    }
+
+    /// Rebuilds the derived inverted index (and centroids) from `stories`, e.g. after a restore.
+    pub fn rebuild_postings(&mut self) {
+        self.postings.clear();
+        // Oldest activity first, so `recent` ends up holding the most recently updated stories.
+        let mut ids: Vec<(i64, u64)> = self.stories.values().map(|s| (s.last_time, s.id)).collect();
+        ids.sort_unstable();
+        self.recent.clear();
+        let now = self.docs.time;
+        for (_, id) in ids {
+            if let Some(s) = self.stories.get_mut(&id) {
+                s.indexed.clear();
+            }
+            self.refresh(id, now);
+        }
+    }
+
+    /// Assigns an article to a story (joining, opening and possibly merging).
+    pub fn assign(&mut self, art: &Article) -> Assignment {
+        let now = art.time;
+        let item = self.next_item;
+        self.next_item += 1;
+        let f = Features::extract(art, &self.params);
+
+        let hl = self.params.df_half_life;
+        let story_df = self.params.story_level_df;
+        if !story_df {
+            // Learn term statistics first, so the article's own terms count once (never from the future).
+            self.docs.add(now, 1.0, hl);
+            for &(t, _) in &f.terms {
+                self.df.entry(t).or_default().add(now, 1.0, hl);
+            }
+        }
+        let vec = self.weigh(&f.terms, now);
+
+        let scored = self.score_candidates(&vec, &f, now);
+        let candidates = scored.len();
+
+        // A near-copy decides the story by itself; otherwise the best cosine above its threshold.
+        let dup_pick = scored
+            .iter()
+            .filter_map(|c| c.dup.map(|(it, j)| (c, it, j)))
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+        let best = scored
+            .iter()
+            .filter(|c| c.sim >= c.threshold)
+            .max_by(|a, b| (a.sim - a.threshold).total_cmp(&(b.sim - b.threshold)));
+        let (target, near_dup, sim) = match (dup_pick, best) {
+            (Some((c, it, _)), _) => (Some(c.id), Some(it), c.sim),
+            (None, Some(c)) => (Some(c.id), None, c.sim),
+            (None, None) => (None, None, 0.0),
+        };
+
+        if story_df {
+            // Story-level document frequency: a term counts once per story it appears in, so the
+            // name at the heart of a big story is not punished for that story's own burst.
+            // Repeats inside a story still count a little, so a story that swallows everything
+            // cannot keep its words looking rare forever.
+            let repeat = self.params.df_repeat_weight;
+            let known = target.and_then(|id| self.stories.get(&id)).map(|s| &s.mass);
+            let counts: Vec<(u64, f64)> = f
+                .terms
+                .iter()
+                .map(|t| {
+                    let seen = known.is_some_and(|m| m.binary_search_by_key(&t.0, |x| x.0).is_ok());
+                    (t.0, if seen { repeat } else { 1.0 })
+                })
+                .collect();
+            self.docs
+                .add(now, if target.is_none() { 1.0 } else { repeat }, hl);
+            for (t, w) in counts {
+                if w > 0.0 {
+                    self.df.entry(t).or_default().add(now, w, hl);
+                }
+            }
+        }
+        let member = Member {
+            item,
+            url: f.url,
+            shingles: f.shingles,
+        };
+        let (story, opened) = match target {
+            Some(id) => {
+                self.add_to_story(id, &f.terms, member, f.outlet, near_dup.is_some(), now);
+                (id, false)
+            }
+            None => (self.open_story(&f.terms, member, f.outlet, now), true),
+        };
+
+        // Merge other strongly matching stories whose centroids agree with the updated story.
+        let mut merged = Vec::new();
+        let mut survivor = story;
+        if !opened {
+            for c in &scored {
+                if c.id == story || c.sim < self.params.merge_item_threshold.max(c.threshold) {
+                    continue;
+                }
+                let other = self.resolve(c.id);
+                if other == survivor {
+                    continue;
+                }
+                let agree = match (self.stories.get(&survivor), self.stories.get(&other)) {
+                    (Some(a), Some(b)) => dot(&a.centroid, &b.centroid),
+                    _ => 0.0,
+                };
+                if agree >= self.params.merge_threshold {
+                    let (keep, gone) = (survivor.min(other), survivor.max(other));
+                    self.merge(keep, gone, now);
+                    merged.push(gone);
+                    survivor = keep;
+                }
+            }
+        }
+
+        Assignment {
+            item,
+            story: survivor,
+            opened,
+            merged,
+            near_duplicate_of: near_dup,
+            similarity: sim,
+            candidates,
+        }
+    }
+
+    /// IDF-weights and L2-normalises raw term weights.
+    fn weigh(&self, raw: &[(u64, f32)], now: i64) -> Vec<(u64, f32)> {
+        let mut v: Vec<(u64, f32)> = raw
+            .iter()
+            .map(|&(t, w)| (t, (f64::from(w) * self.idf(t, now)) as f32))
+            .collect();
+        let norm = v.iter().map(|x| f64::from(x.1).powi(2)).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            for x in &mut v {
+                x.1 = (f64::from(x.1) / norm) as f32;
+            }
+        }
+        v
+    }
+
+    /// Finds candidate stories through the inverted index and scores them.
+    fn score_candidates(&self, vec: &[(u64, f32)], f: &Features, now: i64) -> Vec<Scored> {
+        let p = &self.params;
+        // Query with the article's rarest unigrams: they are what a same-event story must share.
+        let mut query: Vec<(u64, f32)> = vec.iter().copied().filter(|t| is_unigram(t.0)).collect();
+        query.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        query.truncate(p.query_terms);
+        let mut ids: Vec<u64> = Vec::new();
+        for (t, _) in &query {
+            if let Some(list) = self.postings.get(t) {
+                let start = list.len().saturating_sub(p.max_postings);
+                ids.extend_from_slice(&list[start..]);
+            }
+        }
+        ids.extend(self.recent.iter().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(s) = self.stories.get(&id) else {
+                continue;
+            };
+            let quiet = (now - s.last_time).max(0);
+            if quiet > p.quiet_period {
+                continue;
+            }
+            let threshold = p.join_threshold + p.threshold_rise(quiet);
+            let sim = dot(vec, &s.centroid);
+            let mut dup = None;
+            // Near-copies share most words, so only check stories that are already close.
+            if sim >= 0.5 * p.join_threshold {
+                for m in &s.recent {
+                    let j = if m.url != 0 && m.url == f.url {
+                        1.0
+                    } else {
+                        jaccard(&m.shingles, &f.shingles)
+                    };
+                    if j >= p.near_dup_jaccard && dup.is_none_or(|(_, bj)| j > bj) {
+                        dup = Some((m.item, j));
+                    }
+                }
+            }
+            out.push(Scored {
+                id,
+                sim,
+                threshold,
+                dup,
+            });
+        }
+        out
+    }
+
+    fn open_story(&mut self, terms: &[(u64, f32)], member: Member, outlet: u64, now: i64) -> u64 {
+        let id = self.next_story;
+        self.next_story += 1;
+        let mut recent = VecDeque::new();
+        recent.push_back(member);
+        self.stories.insert(
+            id,
+            Story {
+                id,
+                first_time: now,
+                last_time: now,
+                size: 1,
+                mass: terms.to_vec(),
+                centroid: Vec::new(),
+                indexed: Vec::new(),
+                outlets: vec![outlet],
+                copies: 0,
+                recent,
+            },
+        );
+        self.refresh(id, now);
+        id
+    }
+
+    fn add_to_story(
+        &mut self,
+        id: u64,
+        terms: &[(u64, f32)],
+        member: Member,
+        outlet: u64,
+        copy: bool,
+        now: i64,
+    ) {
+        let p = &self.params;
+        if let Some(s) = self.stories.get_mut(&id) {
+            s.mass = add_sorted(&s.mass, terms);
+            s.size += 1;
+            s.first_time = s.first_time.min(now);
+            s.last_time = s.last_time.max(now);
+            if copy {
+                s.copies += 1;
+            }
+            if let Err(pos) = s.outlets.binary_search(&outlet) {
+                if s.outlets.len() < p.max_outlets {
+                    s.outlets.insert(pos, outlet);
+                }
+            }
+            s.recent.push_back(member);
+            while s.recent.len() > p.near_dup_members.max(1) {
+                s.recent.pop_front();
+            }
+        }
+        self.refresh(id, now);
+    }
+
+    /// Merges story `gone` into story `keep` and leaves a redirect behind.
+    fn merge(&mut self, keep: u64, gone: u64, now: i64) {
+        self.unindex(gone);
+        self.recent.retain(|&x| x != gone);
+        let Some(g) = self.stories.remove(&gone) else {
+            return;
+        };
+        let cap = self.params.near_dup_members.max(1);
+        let max_outlets = self.params.max_outlets;
+        if let Some(s) = self.stories.get_mut(&keep) {
+            s.mass = add_sorted(&s.mass, &g.mass);
+            s.size += g.size;
+            s.first_time = s.first_time.min(g.first_time);
+            s.last_time = s.last_time.max(g.last_time);
+            s.copies += g.copies;
+            for o in g.outlets {
+                if let Err(pos) = s.outlets.binary_search(&o) {
+                    if s.outlets.len() < max_outlets {
+                        s.outlets.insert(pos, o);
+                    }
+                }
+            }
+            let mut all: Vec<Member> = s.recent.drain(..).chain(g.recent).collect();
+            all.sort_by_key(|m| m.item);
+            let skip = all.len().saturating_sub(cap);
+            s.recent = all.into_iter().skip(skip).collect();
+        }
+        self.redirects.insert(gone, keep);
+        self.refresh(keep, now);
+    }
+
+    /// Removes a story from every posting list it is in.
+    fn unindex(&mut self, id: u64) {
+        let terms = match self.stories.get_mut(&id) {
+            Some(s) => std::mem::take(&mut s.indexed),
+            None => return,
+        };
+        for t in terms {
+            if let Some(list) = self.postings.get_mut(&t) {
+                list.retain(|&x| x != id);
+            }
+        }
+    }
+
+    /// Recomputes a story's centroid with current IDF, prunes its mass and updates its postings.
+    fn refresh(&mut self, id: u64, now: i64) {
+        let p = self.params.clone();
+        let Some(s) = self.stories.get(&id) else {
+            return;
+        };
+        let mut scored: Vec<(u64, f32, f64)> = s
+            .mass
+            .iter()
+            .map(|&(t, m)| (t, m, f64::from(m) * self.idf(t, now)))
+            .collect();
+        scored.sort_unstable_by(|a, b| b.2.total_cmp(&a.2));
+        let mass: Option<Vec<(u64, f32)>> = (scored.len() > p.mass_terms).then(|| {
+            let mut m: Vec<(u64, f32)> =
+                scored[..p.mass_terms].iter().map(|x| (x.0, x.1)).collect();
+            m.sort_unstable_by_key(|x| x.0);
+            m
+        });
+        let top = &scored[..scored.len().min(p.centroid_terms)];
+        let norm = top.iter().map(|x| x.2 * x.2).sum::<f64>().sqrt().max(1e-12);
+        let mut centroid: Vec<(u64, f32)> =
+            top.iter().map(|x| (x.0, (x.2 / norm) as f32)).collect();
+        centroid.sort_unstable_by_key(|x| x.0);
+        let mut index: Vec<u64> = top
+            .iter()
+            .filter(|x| is_unigram(x.0))
+            .take(p.index_terms)
+            .map(|x| x.0)
+            .collect();
+        index.sort_unstable();
+        let old = s.indexed.clone();
+
+        for &t in old.iter().filter(|t| index.binary_search(t).is_err()) {
+            if let Some(list) = self.postings.get_mut(&t) {
+                list.retain(|&x| x != id);
+            }
+        }
+        for &t in index.iter().filter(|t| old.binary_search(t).is_err()) {
+            let list = self.postings.entry(t).or_default();
+            list.push(id);
+            if list.len() > p.posting_cap {
+                // Keep the newest entries: old stories on a hot term are rarely the right match.
+                let cut = list.len() - p.max_postings;
+                list.drain(..cut);
+            }
+        }
+        self.recent.retain(|&x| x != id);
+        self.recent.push_back(id);
+        while self.recent.len() > p.recent_stories {
+            self.recent.pop_front();
+        }
+        if let Some(s) = self.stories.get_mut(&id) {
+            if let Some(m) = mass {
+                s.mass = m;
+            }
+            s.centroid = centroid;
+            s.indexed = index;
+        }
+    }
+}
+
+/// Coverage ranking: how widely and how recently a story is covered.
+///
+/// `score = ln(1 + outlets + copy_weight * copies) * 2^(-age_hours / coverage_half_life_hours)`
+///
+/// The logarithm gives diminishing returns (the 50th outlet matters less than the
+/// 2nd); syndicated copies add only `copy_weight` each because they are not
+/// independent reporting; the score halves every `coverage_half_life_hours` of
+/// silence (`age_hours` = hours since the story's latest item; negative ages count as 0).
+pub fn coverage_score(
+    distinct_outlets: usize,
+    near_dup_copies: usize,
+    age_hours: f64,
+    params: &StoryParams,
+) -> f64 {
+    let breadth =
+        (1.0 + distinct_outlets as f64 + params.copy_weight * near_dup_copies as f64).ln();
+    let hl = params.coverage_half_life_hours;
+    let decay = if hl > 0.0 {
+        (-age_hours.max(0.0) / hl).exp2()
+    } else {
+        1.0
+    };
+    breadth * decay
+}
+
+// ---------------------------------------------------------------------------
+// CSV and evaluation
+// ---------------------------------------------------------------------------
+
+/// Parses RFC 4180 CSV: comma separators, CRLF or LF line ends, quoted fields with
+/// commas, line breaks and doubled quotes inside. Blank lines and a UTF-8 BOM are
+/// skipped. Errors on an unterminated quote or text after a closing quote.
+pub fn read_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut rows = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut line = 1usize;
+    // True once the current field was quoted (so an empty quoted field still counts as a field).
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if field.is_empty() && !quoted => {
+                quoted = true;
+                let start = line;
+                loop {
+                    match chars.next() {
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            field.push('"');
+                        }
+                        Some('"') => break,
+                        Some(ch) => {
+                            if ch == '\n' {
+                                line += 1;
+                            }
+                            field.push(ch);
+                        }
+                        None => return Err(format!("line {start}: unterminated quoted field")),
+                    }
+                }
+                match chars.peek() {
+                    None | Some(',') | Some('\n') | Some('\r') => {}
+                    Some(other) => {
+                        return Err(format!(
+                            "line {line}: unexpected {other:?} after closing quote"
+                        ))
+                    }
+                }
+            }
+            ',' => {
+                row.push(std::mem::take(&mut field));
+                quoted = false;
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => {
+                line += 1;
+                if !(row.is_empty() && field.is_empty() && !quoted) {
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                }
+                quoted = false;
+            }
+            _ => field.push(c),
+        }
+    }
+    if !(row.is_empty() && field.is_empty() && !quoted) {
+        row.push(field);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Pair-counting precision, recall and F1 of a predicted clustering against true labels.
+///
+/// Precision = same-predicted pairs that share a label / same-predicted pairs (1 when there are none);
+/// recall likewise against same-label pairs. Extra entries of the longer slice are ignored.
+pub fn pairwise_prf(pred: &[u64], truth: &[String]) -> (f64, f64, f64) {
+    let (joint, by_pred, by_truth) = contingency(pred, truth);
+    let pairs = |n: usize| (n * n.saturating_sub(1) / 2) as f64;
+    let tp: f64 = joint.values().map(|&n| pairs(n)).sum();
+    let pp: f64 = by_pred.values().map(|&n| pairs(n)).sum();
+    let tt: f64 = by_truth.values().map(|&n| pairs(n)).sum();
+    let p = if pp > 0.0 { tp / pp } else { 1.0 };
+    let r = if tt > 0.0 { tp / tt } else { 1.0 };
+    (p, r, f1(p, r))
+}
+
+/// B-cubed precision, recall and F1 (per-item averages of cluster overlap).
+///
+/// For item i: precision = |pred(i) ∩ true(i)| / |pred(i)|, recall = |pred(i) ∩ true(i)| / |true(i)|.
+pub fn bcubed_prf(pred: &[u64], truth: &[String]) -> (f64, f64, f64) {
+    let (joint, by_pred, by_truth) = contingency(pred, truth);
+    let n = pred.len().min(truth.len());
+    if n == 0 {
+        return (1.0, 1.0, 1.0);
+    }
+    let (mut p, mut r) = (0.0, 0.0);
+    for (&(pi, ti), &c) in &joint {
+        let c = c as f64;
+        // Each of the c items in this cell contributes c/|pred| and c/|true|.
+        p += c * c / by_pred[&pi] as f64;
+        r += c * c / by_truth[ti] as f64;
+    }
+    let (p, r) = (p / n as f64, r / n as f64);
+    (p, r, f1(p, r))
+}
+
+type Contingency<'a> = (
+    HashMap<(u64, &'a str), usize>,
+    HashMap<u64, usize>,
+    HashMap<&'a str, usize>,
+);
+
+fn contingency<'a>(pred: &[u64], truth: &'a [String]) -> Contingency<'a> {
+    let mut joint = HashMap::new();
+    let mut by_pred = HashMap::new();
+    let mut by_truth = HashMap::new();
+    for (&p, t) in pred.iter().zip(truth) {
+        *joint.entry((p, t.as_str())).or_insert(0) += 1;
+        *by_pred.entry(p).or_insert(0) += 1;
+        *by_truth.entry(t.as_str()).or_insert(0) += 1;
+    }
+    (joint, by_pred, by_truth)
+}
+
+fn f1(p: f64, r: f64) -> f64 {
+    if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    }
+}
+
+/// Quality figures of one replay of a labelled CSV.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EvalReport {
+    /// Number of rows replayed.
+    pub items: usize,
+    /// Pairwise (precision, recall, F1).
+    pub pairwise: (f64, f64, f64),
+    /// B-cubed (precision, recall, F1).
+    pub bcubed: (f64, f64, f64),
+    /// Number of predicted stories after merges.
+    pub predicted_clusters: usize,
+    /// Predicted stories with a single member.
+    pub predicted_singletons: usize,
+    /// Number of distinct true labels.
+    pub true_clusters: usize,
+    /// Articles reported as near-duplicates.
+    pub near_duplicates: usize,
+    /// Story merges performed.
+    pub merges: usize,
+}
+
+/// Replays a labelled CSV (columns TITLE, URL, PUBLISHER, STORY, TIMESTAMP in ms; optional SUMMARY)
+/// in timestamp order (stable for ties) and scores the result. STORY is used only for scoring.
+pub fn evaluate_csv(text: &str, params: &StoryParams) -> Result<EvalReport, String> {
+    let rows = read_csv(text)?;
+    let (header, body) = rows.split_first().ok_or("empty CSV")?;
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let need = |name: &str| col(name).ok_or(format!("missing column {name}"));
+    let (ti, ui, pi, si, tsi) = (
+        need("TITLE")?,
+        need("URL")?,
+        need("PUBLISHER")?,
+        need("STORY")?,
+        need("TIMESTAMP")?,
+    );
+    let sumi = col("SUMMARY");
+    let mut items = Vec::with_capacity(body.len());
+    for (n, r) in body.iter().enumerate() {
+        let get = |i: usize| r.get(i).map_or("", String::as_str);
+        let ts: i64 = get(tsi)
+            .trim()
+            .parse()
+            .map_err(|_| format!("row {}: bad TIMESTAMP {:?}", n + 2, get(tsi)))?;
+        items.push((ts / 1000, r, get(si).to_string()));
+    }
+    // Stable sort: ties keep file order.
+    items.sort_by_key(|x| x.0);
+    let mut engine = StoryIndex::new(params.clone());
+    let mut assigned = Vec::with_capacity(items.len());
+    let (mut near_duplicates, mut merges) = (0, 0);
+    for (time, r, _) in &items {
+        let get = |i: usize| r.get(i).map_or("", String::as_str);
+        let art = Article {
+            title: get(ti),
+            summary: sumi.map_or("", get),
+            url: get(ui),
+            outlet: get(pi),
+            time: *time,
+        };
+        let a = engine.assign(&art);
+        near_duplicates += usize::from(a.near_duplicate_of.is_some());
+        merges += a.merged.len();
+        assigned.push(a.story);
+    }
+    let pred: Vec<u64> = assigned.iter().map(|&s| engine.resolve(s)).collect();
+    let truth: Vec<String> = items.into_iter().map(|x| x.2).collect();
+    let mut sizes: HashMap<u64, usize> = HashMap::new();
+    for &p in &pred {
+        *sizes.entry(p).or_insert(0) += 1;
+    }
+    let true_clusters = truth.iter().collect::<std::collections::HashSet<_>>().len();
+    Ok(EvalReport {
+        items: pred.len(),
+        pairwise: pairwise_prf(&pred, &truth),
+        bcubed: bcubed_prf(&pred, &truth),
+        predicted_clusters: sizes.len(),
+        predicted_singletons: sizes.values().filter(|&&n| n == 1).count(),
+        true_clusters,
+        near_duplicates,
+        merges,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art<'a>(title: &'a str, url: &'a str, outlet: &'a str, time: i64) -> Article<'a> {
+        Article {
+            title,
+            summary: "",
+            url,
+            outlet,
+            time,
+        }
+    }
+
+    const T0: i64 = 1_394_470_000;
+
+    #[test]
+    fn tokenizer_normalises_and_keeps_numbers() {
+        assert_eq!(
+            tokens("Beyoncé's “BOSSY” ban: $40 Million, 37,000 cars & 1.8B deal"),
+            vec!["beyonce", "bossy", "ban", "40", "million", "37000", "cars", "1.8b", "deal"]
+        );
+        // NFKC folds full-width and ligature forms.
+        assert_eq!(tokens("ＡＢＣ ﬁnance"), vec!["abc", "finance"]);
+        assert_eq!(tokens("Don't stop"), vec!["dont", "stop"]);
+        assert_eq!(stem("recalls"), "recall");
+        assert_eq!(stem("companies"), "company");
+        assert_eq!(stem("taxes"), "tax");
+        assert_eq!(stem("congress"), "congress");
+        assert_eq!(stem("2014s"), "2014s");
+    }
+
+    #[test]
+    fn strips_outlet_suffix_and_url_noise() {
+        assert_eq!(
+            strip_outlet("OECD: Growth gains momentum - WBOC-TV 16", "WBOC TV 16"),
+            "OECD: Growth gains momentum"
+        );
+        assert_eq!(
+            strip_outlet("Apple - the iPhone 6 concept", "Reuters"),
+            "Apple - the iPhone 6 concept"
+        );
+        let w = url_words("http://www.latimes.com/business/la-fi-fed-plosser-20140310,0,1312750.story\\?track=rss");
+        assert_eq!(w, vec!["business", "fed", "plosser"]);
+    }
+
+    #[test]
+    fn csv_quoting() {
+        let text = "a,b,c\r\n\"x, y\",\"he said \"\"hi\"\"\",\n\"multi\nline\",\"\",z\n\n";
+        let rows = read_csv(text).expect("valid csv");
+        assert_eq!(
+            rows,
+            vec![
+                vec!["a", "b", "c"],
+                vec!["x, y", "he said \"hi\"", ""],
+                vec!["multi\nline", "", "z"],
+            ]
+        );
+        assert!(read_csv("a,\"open\n").is_err());
+        assert!(read_csv("\"a\"b,c\n").is_err());
+        assert_eq!(
+            read_csv("\u{feff}h\nv").expect("bom"),
+            vec![vec!["h"], vec!["v"]]
+        );
+        assert!(read_csv("").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn same_event_joins_and_other_event_opens() {
+        let mut e = StoryIndex::new(StoryParams::default());
+        let a = e.assign(&art(
+            "Lavrov visits Pakistan for talks",
+            "http://a.com/1",
+            "Xinhua",
+            T0,
+        ));
+        let b = e.assign(&art(
+            "Russia's Lavrov arrives in Pakistan",
+            "http://b.com/2",
+            "Dawn",
+            T0 + 60,
+        ));
+        let c = e.assign(&art(
+            "Taylor Swift tops rich list",
+            "http://c.com/3",
+            "Billboard",
+            T0 + 120,
+        ));
+        assert!(a.opened && !b.opened && c.opened);
+        assert_eq!(a.story, b.story);
+        assert_ne!(a.story, c.story);
+        assert_eq!(e.live_stories(), 2);
+    }
+
+    #[test]
+    fn near_duplicate_variants() {
+        let mut e = StoryIndex::new(StoryParams::default());
+        let orig = "Miley Cyrus fan arrested after sneaking into her dressing room";
+        let a = e.assign(&art(orig, "http://one.com/miley", "One", T0));
+        assert_eq!(a.near_duplicate_of, None);
+        // Same text under another URL (syndication).
+        let b = e.assign(&art(orig, "http://two.com/x", "Two", T0 + 10));
+        assert_eq!(b.near_duplicate_of, Some(a.item));
+        // Publisher glued to the headline.
+        let c = e.assign(&art(
+            &format!("{orig} - Tulsa World"),
+            "http://tw.com/y",
+            "Tulsa World",
+            T0 + 20,
+        ));
+        assert!(c.near_duplicate_of.is_some());
+        // A one-word edit.
+        let edited = orig.replace("arrested", "detained");
+        let d = e.assign(&art(&edited, "http://three.com/z", "Three", T0 + 30));
+        assert!(d.near_duplicate_of.is_some());
+        // Same URL with another tracking query is the same article.
+        let f = e.assign(&art(
+            "Teen held over Miley Cyrus backstage stunt",
+            "http://one.com/miley?utm=rss",
+            "One",
+            T0 + 40,
+        ));
+        assert_eq!(f.near_duplicate_of, Some(a.item));
+        // Same story, independently written: joins but is not a copy.
+        let g = e.assign(&art(
+            "Police: Miley Cyrus fan sneaked into Omaha dressing room, left note",
+            "http://four.com/w",
+            "Four",
+            T0 + 50,
+        ));
+        assert_eq!(g.story, a.story);
+        assert_eq!(g.near_duplicate_of, None);
+        let s = e.story(a.story).expect("live");
+        assert_eq!(s.copies, 4);
+        assert_eq!(s.size, 6);
+    }
+
+    /// Params with a high join threshold, so a test controls which stories exist.
+    fn strict() -> StoryParams {
+        StoryParams {
+            join_threshold: 0.3,
+            max_threshold_rise: 0.0,
+            merge_item_threshold: 0.2,
+            merge_threshold: 0.2,
+            ..StoryParams::default()
+        }
+    }
+
+    #[test]
+    fn merge_keeps_older_id_and_redirects() {
+        let mut e = StoryIndex::new(strict());
+        let a = e.assign(&art(
+            "Lavrov visits Pakistan for energy talks",
+            "http://a.com/1",
+            "A",
+            T0,
+        ));
+        let b = e.assign(&art(
+            "Lavrov in Islamabad for gas pipeline deal",
+            "http://b.com/2",
+            "B",
+            T0 + 10,
+        ));
+        assert!(a.opened && b.opened && a.story < b.story);
+        // An item that matches both: joins the closer story, and the two are merged into the older id.
+        let c = e.assign(&art(
+            "Lavrov in Islamabad for gas pipeline deal energy talks",
+            "http://c.com/3",
+            "C",
+            T0 + 20,
+        ));
+        assert_eq!(c.story, a.story, "older id survives");
+        assert_eq!(c.merged, vec![b.story]);
+        assert_eq!(e.resolve(b.story), a.story);
+        assert_eq!(e.resolve(a.story), a.story);
+        assert_eq!(e.live_stories(), 1);
+        let s = e.story(b.story).expect("redirected story is live");
+        assert_eq!(s.size, 3);
+        // The index no longer points at the absorbed story.
+        assert!(e.postings.values().all(|l| !l.contains(&b.story)));
+    }
+
+    #[test]
+    fn expire_bounds_memory() {
+        let p = StoryParams::default();
+        let quiet = p.quiet_period;
+        let mut e = StoryIndex::new(p);
+        e.assign(&art("Lavrov visits Pakistan", "http://a.com/1", "A", T0));
+        e.assign(&art(
+            "Taylor Swift tops rich list",
+            "http://b.com/2",
+            "B",
+            T0 + 3600,
+        ));
+        e.expire(T0 + quiet + 1800);
+        assert_eq!(e.live_stories(), 1);
+        e.expire(T0 + 3600 + quiet + 1);
+        assert_eq!(e.live_stories(), 0);
+        assert!(e.postings.is_empty());
+        // A quiet story no longer accepts items even before `expire` runs.
+        let mut e = StoryIndex::new(StoryParams::default());
+        let a = e.assign(&art("Lavrov visits Pakistan", "http://a.com/1", "A", T0));
+        let b = e.assign(&art(
+            "Lavrov visits Pakistan",
+            "http://b.com/1",
+            "B",
+            T0 + quiet + 1,
+        ));
+        assert_ne!(a.story, b.story);
+    }
+
+    /// A synthetic headline: three words unique to `i` plus words every story shares.
+    fn synthetic(i: u64) -> String {
+        format!("zq{i}a zq{i}b zq{i}c market update report")
+    }
+
+    #[test]
+    fn assignment_cost_does_not_grow_with_live_stories() {
+        // High threshold: the shared words must not chain the synthetic stories together;
+        // this test is about the work per item, not about quality.
+        let p = StoryParams {
+            join_threshold: 0.5,
+            max_threshold_rise: 0.0,
+            ..StoryParams::default()
+        };
+        let bound = p.query_terms * p.max_postings + p.recent_stories;
+        let mut e = StoryIndex::new(p);
+        let (mut early, mut late) = (0usize, 0usize);
+        let (mut early_sum, mut late_sum) = (0usize, 0usize);
+        for i in 0..100_000u64 {
+            let t = synthetic(i);
+            // All within one hour: every story stays inside the quiet period.
+            let a = e.assign(&art(&t, "", "Wire", T0 + (i as i64) / 30));
+            if (100..1_100).contains(&i) {
+                early = early.max(a.candidates);
+                early_sum += a.candidates;
+            } else if i >= 99_000 {
+                late = late.max(a.candidates);
+                late_sum += a.candidates;
+            }
+        }
+        assert!(
+            e.live_stories() >= 99_000,
+            "synthetic stories stay apart: {}",
+            e.live_stories()
+        );
+        // Shared words have 100,000 stories behind them, yet each item looks at a bounded few.
+        assert!(late <= bound, "{late} candidates > bound {bound}");
+        assert!(
+            late_sum <= early_sum + early_sum / 10,
+            "cost grew: {early_sum} -> {late_sum} over 1,000 items"
+        );
+        // A probe that matches an old story through its rare words still finds it.
+        let probe = e.assign(&art("zq5a zq5b zq5c", "", "Wire", T0 + 3_500));
+        assert!(probe.candidates <= bound);
+        assert!(!probe.opened);
+        assert_eq!(probe.story, 6);
+        // Posting lists of the shared words stay capped.
+        let cap = e.params.posting_cap;
+        assert!(e.postings.values().all(|l| l.len() <= cap));
+    }
+
+    #[test]
+    fn metrics() {
+        let truth: Vec<String> = ["a", "a", "a", "b", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (p, r, f) = pairwise_prf(&[1, 1, 1, 2, 2], &truth);
+        assert!((p - 1.0).abs() < 1e-12 && (r - 1.0).abs() < 1e-12 && (f - 1.0).abs() < 1e-12);
+        // {a,a} {a,b,b}: predicted pairs 1 + 3 = 4, correct 1 + 1 = 2; true pairs 3 + 1 = 4.
+        let (p, r, _) = pairwise_prf(&[1, 1, 2, 2, 2], &truth);
+        assert!((p - 0.5).abs() < 1e-12 && (r - 0.5).abs() < 1e-12);
+        let (p, r, _) = bcubed_prf(&[1, 2, 3, 4, 5], &truth);
+        assert!((p - 1.0).abs() < 1e-12);
+        assert!((r - (3.0 * (1.0 / 3.0) + 2.0 * 0.5) / 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn coverage_grows_with_outlets_and_decays() {
+        let p = StoryParams::default();
+        let base = coverage_score(5, 0, 0.0, &p);
+        assert!(coverage_score(10, 0, 0.0, &p) > base);
+        assert!(
+            coverage_score(5, 5, 0.0, &p) < coverage_score(10, 0, 0.0, &p),
+            "copies count little"
+        );
+        assert!(coverage_score(5, 5, 0.0, &p) > base);
+        let half = coverage_score(5, 0, p.coverage_half_life_hours, &p);
+        assert!((half - base / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rebuild_postings_restores_lookup() {
+        let mut e = StoryIndex::new(StoryParams::default());
+        let a = e.assign(&art(
+            "Lavrov visits Pakistan for talks",
+            "http://a.com/1",
+            "A",
+            T0,
+        ));
+        let saved = e.postings.clone();
+        e.postings.clear();
+        e.recent.clear();
+        e.rebuild_postings();
+        assert_eq!(e.postings, saved);
+        let b = e.assign(&art(
+            "Lavrov arrives in Pakistan",
+            "http://b.com/1",
+            "B",
+            T0 + 5,
+        ));
+        assert_eq!(b.story, a.story);
+    }
+}

@@ -1,0 +1,317 @@
+//! Test harness: a real HTTP server on 127.0.0.1:0 whose replies each test scripts, a temp
+//! directory with a config, and a runner for the real `newsdesk` binary.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the server answers on one path.
+#[derive(Clone)]
+pub enum Reply {
+    /// A complete response.
+    Full { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    /// Headers, then the body one byte per `every`.
+    Drip { body: Vec<u8>, every: Duration },
+    /// Headers, then an endless body.
+    Endless,
+    /// Accept and never answer.
+    Hang,
+}
+
+impl Reply {
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply::Full { status: 200, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
+    }
+    pub fn rss(body: impl Into<Vec<u8>>) -> Reply {
+        Reply::ok("application/rss+xml", body)
+    }
+    pub fn status(status: u16, headers: &[(&str, &str)]) -> Reply {
+        Reply::Full {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: Vec::new(),
+        }
+    }
+    pub fn with_header(mut self, k: &str, v: &str) -> Reply {
+        if let Reply::Full { headers, .. } = &mut self {
+            headers.push((k.into(), v.into()));
+        }
+        self
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+}
+
+/// A scripted HTTP/1.1 server. Replies marked `etag` honour `If-None-Match` with a 304.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    _rt: std::thread::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r2, s2) = (routes.clone(), seen.clone());
+        let rt = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let Ok((sock, _)) = listener.accept().await else { continue };
+                    let (r, s) = (r2.clone(), s2.clone());
+                    tokio::spawn(async move {
+                        let _ = handle(sock, r, s).await;
+                    });
+                }
+            });
+        });
+        let addr = rx.recv().unwrap();
+        TestServer { addr, routes, seen, _rt: rt }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn set(&self, path: &str, reply: Reply) {
+        self.routes.lock().unwrap().insert(path.to_string(), reply);
+    }
+
+    pub fn seen(&self, path: &str) -> Vec<Seen> {
+        self.seen.lock().unwrap().iter().filter(|s| s.path == path).cloned().collect()
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.seen(path).len()
+    }
+}
+
+async fn handle(
+    mut sock: TcpStream,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or("");
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let headers: HashMap<String, String> = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    seen.lock().unwrap().push(Seen { path: path.clone(), headers: headers.clone() });
+    let reply = routes.lock().unwrap().get(&path).cloned();
+    match reply {
+        None => write_full(&mut sock, 404, &[], b"no such path").await,
+        Some(Reply::Full { status, headers: h, body }) => {
+            let etag = h.iter().find(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.clone());
+            if status == 200 && etag.is_some() && headers.get("if-none-match") == etag.as_ref() {
+                return write_full(&mut sock, 304, &h, b"").await;
+            }
+            write_full(&mut sock, status, &h, &body).await
+        }
+        Some(Reply::Drip { body, every }) => {
+            sock.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes()).await?;
+            for b in body {
+                sock.write_all(&[b]).await?;
+                tokio::time::sleep(every).await;
+            }
+            Ok(())
+        }
+        Some(Reply::Endless) => {
+            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nConnection: close\r\n\r\n<rss version=\"2.0\"><channel><title>").await?;
+            let block = vec![b'a'; 64 * 1024];
+            loop {
+                sock.write_all(&block).await?;
+            }
+        }
+        Some(Reply::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+}
+
+async fn write_full(
+    sock: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+    if status != 304 {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    sock.write_all(head.as_bytes()).await?;
+    if status != 304 {
+        sock.write_all(body).await?;
+    }
+    sock.flush().await
+}
+
+static DIRS: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh temp directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let n = DIRS.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("newsdesk-test-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A test workspace: config file + database in a temp dir.
+pub struct Desk {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    daemon_extra: String,
+    sources: Vec<(String, String, String)>,
+}
+
+impl Desk {
+    pub fn new(name: &str) -> Desk {
+        let dir = temp_dir(name);
+        let config = dir.join("feeds.toml");
+        Desk { dir, config, daemon_extra: String::new(), sources: Vec::new() }
+    }
+
+    /// Extra `[daemon]` lines.
+    pub fn daemon(mut self, extra: &str) -> Desk {
+        self.daemon_extra.push_str(extra);
+        self.daemon_extra.push('\n');
+        self
+    }
+
+    pub fn source(mut self, id: &str, url: &str) -> Desk {
+        self.sources.push((id.into(), url.into(), String::new()));
+        self
+    }
+
+    pub fn source_with(mut self, id: &str, url: &str, extra: &str) -> Desk {
+        self.sources.push((id.into(), url.into(), extra.into()));
+        self
+    }
+
+    pub fn write(self) -> Desk {
+        let mut f = std::fs::File::create(&self.config).unwrap();
+        let timeout = if self.daemon_extra.contains("timeout") { "" } else { "timeout = \"5s\"" };
+        writeln!(f, "[daemon]\ndatabase = \"test.db\"\n{timeout}\n{}", self.daemon_extra).unwrap();
+        for (id, url, extra) in &self.sources {
+            writeln!(f, "[[source]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n").unwrap();
+        }
+        self
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.join("test.db")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        newsdesk(&self.config, args)
+    }
+
+    /// Runs `fetch` and returns stdout; panics with both streams on a crash.
+    pub fn fetch(&self, ids: &[&str]) -> String {
+        let mut args = vec!["fetch"];
+        args.extend_from_slice(ids);
+        let out = self.run(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.code().is_some(),
+            "newsdesk crashed: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    pub fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db()).unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    pub fn source_field(&self, id: &str, column: &str) -> Option<String> {
+        self.conn()
+            .query_row(&format!("SELECT CAST({column} AS TEXT) FROM sources WHERE id = ?1"), [id], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+pub fn newsdesk(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_newsdesk"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// An RSS 2.0 document with the given (guid, link, title, description) items.
+pub fn rss(items: &[(Option<&str>, Option<&str>, &str, &str)]) -> String {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>Test feed</title><link>https://outlet.example/</link>\n");
+    for (guid, link, title, desc) in items {
+        s.push_str("<item>");
+        if let Some(g) = guid {
+            s.push_str(&format!("<guid isPermaLink=\"false\">{g}</guid>"));
+        }
+        if let Some(l) = link {
+            s.push_str(&format!("<link>{l}</link>"));
+        }
+        s.push_str(&format!("<title>{title}</title><description>{desc}</description><pubDate>Sun, 10 Mar 2024 17:32:50 GMT</pubDate></item>\n"));
+    }
+    s.push_str("</channel></rss>\n");
+    s
+}
+
+/// A simple feed of `n` items with guids `{prefix}-{i}`.
+pub fn simple_feed(prefix: &str, n: usize) -> String {
+    let items: Vec<(String, String, String)> = (0..n)
+        .map(|i| {
+            (
+                format!("{prefix}-{i}"),
+                format!("https://outlet.example/{prefix}/{i}"),
+                format!("Story {i} from {prefix}"),
+            )
+        })
+        .collect();
+    let refs: Vec<(Option<&str>, Option<&str>, &str, &str)> =
+        items.iter().map(|(g, l, t)| (Some(g.as_str()), Some(l.as_str()), t.as_str(), "<p>Body text</p>")).collect();
+    rss(&refs)
+}
