@@ -449,7 +449,7 @@ fn bad_hundred_thousand_items_are_capped() {
 #[test]
 fn bad_dates_in_year_9999_get_first_seen_time() {
     let srv = TestServer::start();
-    let doc = simple_feed("d", 2).replace("Sun, 10 Mar 2024 17:32:50 GMT", "Fri, 31 Dec 9999 23:59:59 GMT");
+    let doc = common::simple_feed_dated("d", 2, "Fri, 31 Dec 9999 23:59:59 GMT");
     srv.set("/d.xml", Reply::rss(doc));
     let d = Desk::new("y9999").source("d", &srv.url("/d.xml")).write();
     let before = chrono::Utc::now().timestamp();

@@ -453,10 +453,10 @@ const STOP_WORDS: &[&str] = &[
 
 /// Words that appear in URL paths as technical boilerplate rather than content.
 const URL_NOISE: &[&str] = &[
-    "http", "https", "www", "com", "net", "org", "html", "htm", "shtml", "php", "asp", "aspx",
-    "jsp", "cms", "cfm", "index", "story", "stories", "article", "articles", "news", "post",
-    "posts", "blog", "blogs", "rss", "feed", "feeds", "track", "id", "utm", "source", "ref",
-    "content", "page", "default", "view", "detail", "details", "item", "en", "us", "uk",
+    "http", "https", "www", "com", "net", "org", "html", "htm", "shtml", "php", "asp", "aspx", "jsp", "cms", "cfm",
+    "index", "story", "stories", "article", "articles", "news", "post", "posts", "blog", "blogs", "rss", "feed",
+    "feeds", "track", "id", "utm", "source", "ref", "content", "page", "default", "view", "detail", "details", "item",
+    "en", "us", "uk",
 ];
 
 /// True for an English stop word (input must already be lowercase).
@@ -521,9 +521,7 @@ pub fn words(normalized: &str) -> Vec<String> {
 pub fn tokens(text: &str) -> Vec<String> {
     words(&normalize(text))
         .into_iter()
-        .filter(|w| {
-            !is_stop_word(w) && (w.chars().count() > 1 || w.chars().all(|c| c.is_numeric()))
-        })
+        .filter(|w| !is_stop_word(w) && (w.chars().count() > 1 || w.chars().all(|c| c.is_numeric())))
         .collect()
 }
 
@@ -546,11 +544,7 @@ pub fn stem(word: &str) -> String {
     }
     if let Some(base) = word.strip_suffix("es") {
         // "taxes", "crashes", "watches": the 'e' belongs to the suffix.
-        if base.ends_with('x')
-            || base.ends_with("sh")
-            || base.ends_with("ch")
-            || base.ends_with("ss")
-        {
+        if base.ends_with('x') || base.ends_with("sh") || base.ends_with("ch") || base.ends_with("ss") {
             return base.to_string();
         }
     }
@@ -602,9 +596,7 @@ pub fn strip_outlet(title: &str, outlet: &str) -> String {
     let names_outlet = |segment: &str| {
         let seg = tokens(segment);
         let hits = seg.iter().filter(|w| outlet_words.contains(w)).count();
-        !seg.is_empty()
-            && hits * 2 >= seg.len().max(1)
-            && hits * 2 >= outlet_words.len().min(seg.len())
+        !seg.is_empty() && hits * 2 >= seg.len().max(1) && hits * 2 >= outlet_words.len().min(seg.len())
     };
     let mut t = title.trim();
     for sep in SEPARATORS {
@@ -855,12 +847,8 @@ impl StoryIndex {
     /// Drops stories quiet for longer than `quiet_period`, forgets rare stale terms and dead redirects.
     pub fn expire(&mut self, now: i64) {
         let quiet = self.params.quiet_period;
-        let dead: Vec<u64> = self
-            .stories
-            .values()
-            .filter(|s| s.last_time.saturating_add(quiet) < now)
-            .map(|s| s.id)
-            .collect();
+        let dead: Vec<u64> =
+            self.stories.values().filter(|s| s.last_time.saturating_add(quiet) < now).map(|s| s.id).collect();
         self.recent.retain(|x| !dead.contains(x));
         for id in dead {
             self.unindex(id);
@@ -868,11 +856,8 @@ impl StoryIndex {
         }
         let (hl, floor) = (self.params.df_half_life, self.params.df_forget_below);
         self.df.retain(|_, d| d.at(now, hl) >= floor);
-        let live: Vec<(u64, bool)> = self
-            .redirects
-            .keys()
-            .map(|&k| (k, self.stories.contains_key(&self.resolve(k))))
-            .collect();
+        let live: Vec<(u64, bool)> =
+            self.redirects.keys().map(|&k| (k, self.stories.contains_key(&self.resolve(k)))).collect();
         for (k, alive) in live {
             if !alive {
                 self.redirects.remove(&k);
@@ -897,6 +882,68 @@ impl StoryIndex {
         }
     }
 
+    /// Story-level document frequency: a term counts once per story it appears in, so the
+    /// name at the heart of a big story is not punished for that story's own burst. Repeats
+    /// inside a story still count a little, so a story that swallows everything cannot keep
+    /// its words looking rare forever.
+    fn learn_story_df(&mut self, terms: &[(u64, f32)], target: Option<u64>, now: i64) {
+        let hl = self.params.df_half_life;
+        let repeat = self.params.df_repeat_weight;
+        let known = target.and_then(|id| self.stories.get(&id)).map(|s| &s.mass);
+        let counts: Vec<(u64, f64)> = terms
+            .iter()
+            .map(|t| {
+                let seen = known.is_some_and(|m| m.binary_search_by_key(&t.0, |x| x.0).is_ok());
+                (t.0, if seen { repeat } else { 1.0 })
+            })
+            .collect();
+        self.docs.add(now, if target.is_none() { 1.0 } else { repeat }, hl);
+        for (t, w) in counts {
+            if w > 0.0 {
+                self.df.entry(t).or_default().add(now, w, hl);
+            }
+        }
+    }
+
+    /// Replays an article whose story is already known (e.g. read back from the database
+    /// after a restart): learns its terms and adds it to story `story` (opening it under that
+    /// id if needed) without scoring candidates. `item` is the caller's id for the article,
+    /// which `near_duplicate_of` will refer to.
+    pub fn restore(&mut self, art: &Article, item: u64, story: u64, copy: bool) {
+        let now = art.time;
+        let f = Features::extract(art, &self.params);
+        let existing = self.stories.contains_key(&story).then_some(story);
+        if self.params.story_level_df {
+            self.learn_story_df(&f.terms, existing, now);
+        } else {
+            let hl = self.params.df_half_life;
+            self.docs.add(now, 1.0, hl);
+            for &(t, _) in &f.terms {
+                self.df.entry(t).or_default().add(now, 1.0, hl);
+            }
+        }
+        let member = Member { item, url: f.url, shingles: f.shingles };
+        match existing {
+            Some(id) => self.add_to_story(id, &f.terms, member, f.outlet, copy, now),
+            None => {
+                let next = self.next_story;
+                self.next_story = story;
+                self.open_story(&f.terms, member, f.outlet, now);
+                self.next_story = next.max(story + 1);
+            }
+        }
+        self.next_item = self.next_item.max(item + 1);
+    }
+
+    /// Like [`StoryIndex::assign`], with the caller's id for the article (e.g. its row id), so
+    /// that `near_duplicate_of` names the caller's ids.
+    pub fn assign_as(&mut self, art: &Article, item: u64) -> Assignment {
+        self.next_item = item;
+        let a = self.assign(art);
+        self.next_item = self.next_item.max(item + 1);
+        a
+    }
+
     /// Assigns an article to a story (joining, opening and possibly merging).
     pub fn assign(&mut self, art: &Article) -> Assignment {
         let now = art.time;
@@ -919,10 +966,7 @@ impl StoryIndex {
         let candidates = scored.len();
 
         // A near-copy decides the story by itself; otherwise the best cosine above its threshold.
-        let dup_pick = scored
-            .iter()
-            .filter_map(|c| c.dup.map(|(it, j)| (c, it, j)))
-            .max_by(|a, b| a.2.total_cmp(&b.2));
+        let dup_pick = scored.iter().filter_map(|c| c.dup.map(|(it, j)| (c, it, j))).max_by(|a, b| a.2.total_cmp(&b.2));
         let best = scored
             .iter()
             .filter(|c| c.sim >= c.threshold)
@@ -934,33 +978,9 @@ impl StoryIndex {
         };
 
         if story_df {
-            // Story-level document frequency: a term counts once per story it appears in, so the
-            // name at the heart of a big story is not punished for that story's own burst.
-            // Repeats inside a story still count a little, so a story that swallows everything
-            // cannot keep its words looking rare forever.
-            let repeat = self.params.df_repeat_weight;
-            let known = target.and_then(|id| self.stories.get(&id)).map(|s| &s.mass);
-            let counts: Vec<(u64, f64)> = f
-                .terms
-                .iter()
-                .map(|t| {
-                    let seen = known.is_some_and(|m| m.binary_search_by_key(&t.0, |x| x.0).is_ok());
-                    (t.0, if seen { repeat } else { 1.0 })
-                })
-                .collect();
-            self.docs
-                .add(now, if target.is_none() { 1.0 } else { repeat }, hl);
-            for (t, w) in counts {
-                if w > 0.0 {
-                    self.df.entry(t).or_default().add(now, w, hl);
-                }
-            }
+            self.learn_story_df(&f.terms, target, now);
         }
-        let member = Member {
-            item,
-            url: f.url,
-            shingles: f.shingles,
-        };
+        let member = Member { item, url: f.url, shingles: f.shingles };
         let (story, opened) = match target {
             Some(id) => {
                 self.add_to_story(id, &f.terms, member, f.outlet, near_dup.is_some(), now);
@@ -994,23 +1014,12 @@ impl StoryIndex {
             }
         }
 
-        Assignment {
-            item,
-            story: survivor,
-            opened,
-            merged,
-            near_duplicate_of: near_dup,
-            similarity: sim,
-            candidates,
-        }
+        Assignment { item, story: survivor, opened, merged, near_duplicate_of: near_dup, similarity: sim, candidates }
     }
 
     /// IDF-weights and L2-normalises raw term weights.
     fn weigh(&self, raw: &[(u64, f32)], now: i64) -> Vec<(u64, f32)> {
-        let mut v: Vec<(u64, f32)> = raw
-            .iter()
-            .map(|&(t, w)| (t, (f64::from(w) * self.idf(t, now)) as f32))
-            .collect();
+        let mut v: Vec<(u64, f32)> = raw.iter().map(|&(t, w)| (t, (f64::from(w) * self.idf(t, now)) as f32)).collect();
         let norm = v.iter().map(|x| f64::from(x.1).powi(2)).sum::<f64>().sqrt();
         if norm > 0.0 {
             for x in &mut v {
@@ -1052,22 +1061,13 @@ impl StoryIndex {
             // Near-copies share most words, so only check stories that are already close.
             if sim >= 0.5 * p.join_threshold {
                 for m in &s.recent {
-                    let j = if m.url != 0 && m.url == f.url {
-                        1.0
-                    } else {
-                        jaccard(&m.shingles, &f.shingles)
-                    };
+                    let j = if m.url != 0 && m.url == f.url { 1.0 } else { jaccard(&m.shingles, &f.shingles) };
                     if j >= p.near_dup_jaccard && dup.is_none_or(|(_, bj)| j > bj) {
                         dup = Some((m.item, j));
                     }
                 }
             }
-            out.push(Scored {
-                id,
-                sim,
-                threshold,
-                dup,
-            });
+            out.push(Scored { id, sim, threshold, dup });
         }
         out
     }
@@ -1096,15 +1096,7 @@ impl StoryIndex {
         id
     }
 
-    fn add_to_story(
-        &mut self,
-        id: u64,
-        terms: &[(u64, f32)],
-        member: Member,
-        outlet: u64,
-        copy: bool,
-        now: i64,
-    ) {
+    fn add_to_story(&mut self, id: u64, terms: &[(u64, f32)], member: Member, outlet: u64, copy: bool, now: i64) {
         let p = &self.params;
         if let Some(s) = self.stories.get_mut(&id) {
             s.mass = add_sorted(&s.mass, terms);
@@ -1177,29 +1169,19 @@ impl StoryIndex {
         let Some(s) = self.stories.get(&id) else {
             return;
         };
-        let mut scored: Vec<(u64, f32, f64)> = s
-            .mass
-            .iter()
-            .map(|&(t, m)| (t, m, f64::from(m) * self.idf(t, now)))
-            .collect();
+        let mut scored: Vec<(u64, f32, f64)> =
+            s.mass.iter().map(|&(t, m)| (t, m, f64::from(m) * self.idf(t, now))).collect();
         scored.sort_unstable_by(|a, b| b.2.total_cmp(&a.2));
         let mass: Option<Vec<(u64, f32)>> = (scored.len() > p.mass_terms).then(|| {
-            let mut m: Vec<(u64, f32)> =
-                scored[..p.mass_terms].iter().map(|x| (x.0, x.1)).collect();
+            let mut m: Vec<(u64, f32)> = scored[..p.mass_terms].iter().map(|x| (x.0, x.1)).collect();
             m.sort_unstable_by_key(|x| x.0);
             m
         });
         let top = &scored[..scored.len().min(p.centroid_terms)];
         let norm = top.iter().map(|x| x.2 * x.2).sum::<f64>().sqrt().max(1e-12);
-        let mut centroid: Vec<(u64, f32)> =
-            top.iter().map(|x| (x.0, (x.2 / norm) as f32)).collect();
+        let mut centroid: Vec<(u64, f32)> = top.iter().map(|x| (x.0, (x.2 / norm) as f32)).collect();
         centroid.sort_unstable_by_key(|x| x.0);
-        let mut index: Vec<u64> = top
-            .iter()
-            .filter(|x| is_unigram(x.0))
-            .take(p.index_terms)
-            .map(|x| x.0)
-            .collect();
+        let mut index: Vec<u64> = top.iter().filter(|x| is_unigram(x.0)).take(p.index_terms).map(|x| x.0).collect();
         index.sort_unstable();
         let old = s.indexed.clone();
 
@@ -1240,20 +1222,10 @@ impl StoryIndex {
 /// 2nd); syndicated copies add only `copy_weight` each because they are not
 /// independent reporting; the score halves every `coverage_half_life_hours` of
 /// silence (`age_hours` = hours since the story's latest item; negative ages count as 0).
-pub fn coverage_score(
-    distinct_outlets: usize,
-    near_dup_copies: usize,
-    age_hours: f64,
-    params: &StoryParams,
-) -> f64 {
-    let breadth =
-        (1.0 + distinct_outlets as f64 + params.copy_weight * near_dup_copies as f64).ln();
+pub fn coverage_score(distinct_outlets: usize, near_dup_copies: usize, age_hours: f64, params: &StoryParams) -> f64 {
+    let breadth = (1.0 + distinct_outlets as f64 + params.copy_weight * near_dup_copies as f64).ln();
     let hl = params.coverage_half_life_hours;
-    let decay = if hl > 0.0 {
-        (-age_hours.max(0.0) / hl).exp2()
-    } else {
-        1.0
-    };
+    let decay = if hl > 0.0 { (-age_hours.max(0.0) / hl).exp2() } else { 1.0 };
     breadth * decay
 }
 
@@ -1296,11 +1268,7 @@ pub fn read_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
                 }
                 match chars.peek() {
                     None | Some(',') | Some('\n') | Some('\r') => {}
-                    Some(other) => {
-                        return Err(format!(
-                            "line {line}: unexpected {other:?} after closing quote"
-                        ))
-                    }
+                    Some(other) => return Err(format!("line {line}: unexpected {other:?} after closing quote")),
                 }
             }
             ',' => {
@@ -1361,11 +1329,7 @@ pub fn bcubed_prf(pred: &[u64], truth: &[String]) -> (f64, f64, f64) {
     (p, r, f1(p, r))
 }
 
-type Contingency<'a> = (
-    HashMap<(u64, &'a str), usize>,
-    HashMap<u64, usize>,
-    HashMap<&'a str, usize>,
-);
+type Contingency<'a> = (HashMap<(u64, &'a str), usize>, HashMap<u64, usize>, HashMap<&'a str, usize>);
 
 fn contingency<'a>(pred: &[u64], truth: &'a [String]) -> Contingency<'a> {
     let mut joint = HashMap::new();
@@ -1387,105 +1351,12 @@ fn f1(p: f64, r: f64) -> f64 {
     }
 }
 
-/// Quality figures of one replay of a labelled CSV.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EvalReport {
-    /// Number of rows replayed.
-    pub items: usize,
-    /// Pairwise (precision, recall, F1).
-    pub pairwise: (f64, f64, f64),
-    /// B-cubed (precision, recall, F1).
-    pub bcubed: (f64, f64, f64),
-    /// Number of predicted stories after merges.
-    pub predicted_clusters: usize,
-    /// Predicted stories with a single member.
-    pub predicted_singletons: usize,
-    /// Number of distinct true labels.
-    pub true_clusters: usize,
-    /// Articles reported as near-duplicates.
-    pub near_duplicates: usize,
-    /// Story merges performed.
-    pub merges: usize,
-}
-
-/// Replays a labelled CSV (columns TITLE, URL, PUBLISHER, STORY, TIMESTAMP in ms; optional SUMMARY)
-/// in timestamp order (stable for ties) and scores the result. STORY is used only for scoring.
-pub fn evaluate_csv(text: &str, params: &StoryParams) -> Result<EvalReport, String> {
-    let rows = read_csv(text)?;
-    let (header, body) = rows.split_first().ok_or("empty CSV")?;
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
-    };
-    let need = |name: &str| col(name).ok_or(format!("missing column {name}"));
-    let (ti, ui, pi, si, tsi) = (
-        need("TITLE")?,
-        need("URL")?,
-        need("PUBLISHER")?,
-        need("STORY")?,
-        need("TIMESTAMP")?,
-    );
-    let sumi = col("SUMMARY");
-    let mut items = Vec::with_capacity(body.len());
-    for (n, r) in body.iter().enumerate() {
-        let get = |i: usize| r.get(i).map_or("", String::as_str);
-        let ts: i64 = get(tsi)
-            .trim()
-            .parse()
-            .map_err(|_| format!("row {}: bad TIMESTAMP {:?}", n + 2, get(tsi)))?;
-        items.push((ts / 1000, r, get(si).to_string()));
-    }
-    // Stable sort: ties keep file order.
-    items.sort_by_key(|x| x.0);
-    let mut engine = StoryIndex::new(params.clone());
-    let mut assigned = Vec::with_capacity(items.len());
-    let (mut near_duplicates, mut merges) = (0, 0);
-    for (time, r, _) in &items {
-        let get = |i: usize| r.get(i).map_or("", String::as_str);
-        let art = Article {
-            title: get(ti),
-            summary: sumi.map_or("", get),
-            url: get(ui),
-            outlet: get(pi),
-            time: *time,
-        };
-        let a = engine.assign(&art);
-        near_duplicates += usize::from(a.near_duplicate_of.is_some());
-        merges += a.merged.len();
-        assigned.push(a.story);
-    }
-    let pred: Vec<u64> = assigned.iter().map(|&s| engine.resolve(s)).collect();
-    let truth: Vec<String> = items.into_iter().map(|x| x.2).collect();
-    let mut sizes: HashMap<u64, usize> = HashMap::new();
-    for &p in &pred {
-        *sizes.entry(p).or_insert(0) += 1;
-    }
-    let true_clusters = truth.iter().collect::<std::collections::HashSet<_>>().len();
-    Ok(EvalReport {
-        items: pred.len(),
-        pairwise: pairwise_prf(&pred, &truth),
-        bcubed: bcubed_prf(&pred, &truth),
-        predicted_clusters: sizes.len(),
-        predicted_singletons: sizes.values().filter(|&&n| n == 1).count(),
-        true_clusters,
-        near_duplicates,
-        merges,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn art<'a>(title: &'a str, url: &'a str, outlet: &'a str, time: i64) -> Article<'a> {
-        Article {
-            title,
-            summary: "",
-            url,
-            outlet,
-            time,
-        }
+        Article { title, summary: "", url, outlet, time }
     }
 
     const T0: i64 = 1_394_470_000;
@@ -1512,10 +1383,7 @@ mod tests {
             strip_outlet("OECD: Growth gains momentum - WBOC-TV 16", "WBOC TV 16"),
             "OECD: Growth gains momentum"
         );
-        assert_eq!(
-            strip_outlet("Apple - the iPhone 6 concept", "Reuters"),
-            "Apple - the iPhone 6 concept"
-        );
+        assert_eq!(strip_outlet("Apple - the iPhone 6 concept", "Reuters"), "Apple - the iPhone 6 concept");
         let w = url_words("http://www.latimes.com/business/la-fi-fed-plosser-20140310,0,1312750.story\\?track=rss");
         assert_eq!(w, vec!["business", "fed", "plosser"]);
     }
@@ -1524,44 +1392,19 @@ mod tests {
     fn csv_quoting() {
         let text = "a,b,c\r\n\"x, y\",\"he said \"\"hi\"\"\",\n\"multi\nline\",\"\",z\n\n";
         let rows = read_csv(text).expect("valid csv");
-        assert_eq!(
-            rows,
-            vec![
-                vec!["a", "b", "c"],
-                vec!["x, y", "he said \"hi\"", ""],
-                vec!["multi\nline", "", "z"],
-            ]
-        );
+        assert_eq!(rows, vec![vec!["a", "b", "c"], vec!["x, y", "he said \"hi\"", ""], vec!["multi\nline", "", "z"],]);
         assert!(read_csv("a,\"open\n").is_err());
         assert!(read_csv("\"a\"b,c\n").is_err());
-        assert_eq!(
-            read_csv("\u{feff}h\nv").expect("bom"),
-            vec![vec!["h"], vec!["v"]]
-        );
+        assert_eq!(read_csv("\u{feff}h\nv").expect("bom"), vec![vec!["h"], vec!["v"]]);
         assert!(read_csv("").expect("empty").is_empty());
     }
 
     #[test]
     fn same_event_joins_and_other_event_opens() {
         let mut e = StoryIndex::new(StoryParams::default());
-        let a = e.assign(&art(
-            "Lavrov visits Pakistan for talks",
-            "http://a.com/1",
-            "Xinhua",
-            T0,
-        ));
-        let b = e.assign(&art(
-            "Russia's Lavrov arrives in Pakistan",
-            "http://b.com/2",
-            "Dawn",
-            T0 + 60,
-        ));
-        let c = e.assign(&art(
-            "Taylor Swift tops rich list",
-            "http://c.com/3",
-            "Billboard",
-            T0 + 120,
-        ));
+        let a = e.assign(&art("Lavrov visits Pakistan for talks", "http://a.com/1", "Xinhua", T0));
+        let b = e.assign(&art("Russia's Lavrov arrives in Pakistan", "http://b.com/2", "Dawn", T0 + 60));
+        let c = e.assign(&art("Taylor Swift tops rich list", "http://c.com/3", "Billboard", T0 + 120));
         assert!(a.opened && !b.opened && c.opened);
         assert_eq!(a.story, b.story);
         assert_ne!(a.story, c.story);
@@ -1578,12 +1421,7 @@ mod tests {
         let b = e.assign(&art(orig, "http://two.com/x", "Two", T0 + 10));
         assert_eq!(b.near_duplicate_of, Some(a.item));
         // Publisher glued to the headline.
-        let c = e.assign(&art(
-            &format!("{orig} - Tulsa World"),
-            "http://tw.com/y",
-            "Tulsa World",
-            T0 + 20,
-        ));
+        let c = e.assign(&art(&format!("{orig} - Tulsa World"), "http://tw.com/y", "Tulsa World", T0 + 20));
         assert!(c.near_duplicate_of.is_some());
         // A one-word edit.
         let edited = orig.replace("arrested", "detained");
@@ -1625,26 +1463,12 @@ mod tests {
     #[test]
     fn merge_keeps_older_id_and_redirects() {
         let mut e = StoryIndex::new(strict());
-        let a = e.assign(&art(
-            "Lavrov visits Pakistan for energy talks",
-            "http://a.com/1",
-            "A",
-            T0,
-        ));
-        let b = e.assign(&art(
-            "Lavrov in Islamabad for gas pipeline deal",
-            "http://b.com/2",
-            "B",
-            T0 + 10,
-        ));
+        let a = e.assign(&art("Lavrov visits Pakistan for energy talks", "http://a.com/1", "A", T0));
+        let b = e.assign(&art("Lavrov in Islamabad for gas pipeline deal", "http://b.com/2", "B", T0 + 10));
         assert!(a.opened && b.opened && a.story < b.story);
         // An item that matches both: joins the closer story, and the two are merged into the older id.
-        let c = e.assign(&art(
-            "Lavrov in Islamabad for gas pipeline deal energy talks",
-            "http://c.com/3",
-            "C",
-            T0 + 20,
-        ));
+        let c =
+            e.assign(&art("Lavrov in Islamabad for gas pipeline deal energy talks", "http://c.com/3", "C", T0 + 20));
         assert_eq!(c.story, a.story, "older id survives");
         assert_eq!(c.merged, vec![b.story]);
         assert_eq!(e.resolve(b.story), a.story);
@@ -1662,12 +1486,7 @@ mod tests {
         let quiet = p.quiet_period;
         let mut e = StoryIndex::new(p);
         e.assign(&art("Lavrov visits Pakistan", "http://a.com/1", "A", T0));
-        e.assign(&art(
-            "Taylor Swift tops rich list",
-            "http://b.com/2",
-            "B",
-            T0 + 3600,
-        ));
+        e.assign(&art("Taylor Swift tops rich list", "http://b.com/2", "B", T0 + 3600));
         e.expire(T0 + quiet + 1800);
         assert_eq!(e.live_stories(), 1);
         e.expire(T0 + 3600 + quiet + 1);
@@ -1676,12 +1495,7 @@ mod tests {
         // A quiet story no longer accepts items even before `expire` runs.
         let mut e = StoryIndex::new(StoryParams::default());
         let a = e.assign(&art("Lavrov visits Pakistan", "http://a.com/1", "A", T0));
-        let b = e.assign(&art(
-            "Lavrov visits Pakistan",
-            "http://b.com/1",
-            "B",
-            T0 + quiet + 1,
-        ));
+        let b = e.assign(&art("Lavrov visits Pakistan", "http://b.com/1", "B", T0 + quiet + 1));
         assert_ne!(a.story, b.story);
     }
 
@@ -1694,11 +1508,7 @@ mod tests {
     fn assignment_cost_does_not_grow_with_live_stories() {
         // High threshold: the shared words must not chain the synthetic stories together;
         // this test is about the work per item, not about quality.
-        let p = StoryParams {
-            join_threshold: 0.5,
-            max_threshold_rise: 0.0,
-            ..StoryParams::default()
-        };
+        let p = StoryParams { join_threshold: 0.5, max_threshold_rise: 0.0, ..StoryParams::default() };
         let bound = p.query_terms * p.max_postings + p.recent_stories;
         let mut e = StoryIndex::new(p);
         let (mut early, mut late) = (0usize, 0usize);
@@ -1715,17 +1525,10 @@ mod tests {
                 late_sum += a.candidates;
             }
         }
-        assert!(
-            e.live_stories() >= 99_000,
-            "synthetic stories stay apart: {}",
-            e.live_stories()
-        );
+        assert!(e.live_stories() >= 99_000, "synthetic stories stay apart: {}", e.live_stories());
         // Shared words have 100,000 stories behind them, yet each item looks at a bounded few.
         assert!(late <= bound, "{late} candidates > bound {bound}");
-        assert!(
-            late_sum <= early_sum + early_sum / 10,
-            "cost grew: {early_sum} -> {late_sum} over 1,000 items"
-        );
+        assert!(late_sum <= early_sum + early_sum / 10, "cost grew: {early_sum} -> {late_sum} over 1,000 items");
         // A probe that matches an old story through its rare words still finds it.
         let probe = e.assign(&art("zq5a zq5b zq5c", "", "Wire", T0 + 3_500));
         assert!(probe.candidates <= bound);
@@ -1738,10 +1541,7 @@ mod tests {
 
     #[test]
     fn metrics() {
-        let truth: Vec<String> = ["a", "a", "a", "b", "b"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let truth: Vec<String> = ["a", "a", "a", "b", "b"].iter().map(|s| s.to_string()).collect();
         let (p, r, f) = pairwise_prf(&[1, 1, 1, 2, 2], &truth);
         assert!((p - 1.0).abs() < 1e-12 && (r - 1.0).abs() < 1e-12 && (f - 1.0).abs() < 1e-12);
         // {a,a} {a,b,b}: predicted pairs 1 + 3 = 4, correct 1 + 1 = 2; true pairs 3 + 1 = 4.
@@ -1757,10 +1557,7 @@ mod tests {
         let p = StoryParams::default();
         let base = coverage_score(5, 0, 0.0, &p);
         assert!(coverage_score(10, 0, 0.0, &p) > base);
-        assert!(
-            coverage_score(5, 5, 0.0, &p) < coverage_score(10, 0, 0.0, &p),
-            "copies count little"
-        );
+        assert!(coverage_score(5, 5, 0.0, &p) < coverage_score(10, 0, 0.0, &p), "copies count little");
         assert!(coverage_score(5, 5, 0.0, &p) > base);
         let half = coverage_score(5, 0, p.coverage_half_life_hours, &p);
         assert!((half - base / 2.0).abs() < 1e-9);
@@ -1769,23 +1566,13 @@ mod tests {
     #[test]
     fn rebuild_postings_restores_lookup() {
         let mut e = StoryIndex::new(StoryParams::default());
-        let a = e.assign(&art(
-            "Lavrov visits Pakistan for talks",
-            "http://a.com/1",
-            "A",
-            T0,
-        ));
+        let a = e.assign(&art("Lavrov visits Pakistan for talks", "http://a.com/1", "A", T0));
         let saved = e.postings.clone();
         e.postings.clear();
         e.recent.clear();
         e.rebuild_postings();
         assert_eq!(e.postings, saved);
-        let b = e.assign(&art(
-            "Lavrov arrives in Pakistan",
-            "http://b.com/1",
-            "B",
-            T0 + 5,
-        ));
+        let b = e.assign(&art("Lavrov arrives in Pakistan", "http://b.com/1", "B", T0 + 5));
         assert_eq!(b.story, a.story);
     }
 }

@@ -46,6 +46,48 @@ pub fn title(input: &str) -> String {
     t
 }
 
+/// Fast, approximate text of already-sanitised HTML, at most `max_chars` characters: tags
+/// dropped, the common entities decoded. For clustering, where a full HTML parse per item
+/// would cost more than the whole rest of ingest.
+pub fn quick_text(html: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(max_chars.min(html.len()));
+    let mut in_tag = false;
+    let mut count = 0;
+    let mut chars = html.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            _ if in_tag => {}
+            '&' => {
+                let rest = chars.as_str();
+                let (rep, skip) =
+                    [("amp;", '&'), ("lt;", '<'), ("gt;", '>'), ("quot;", '"'), ("#39;", '\''), ("nbsp;", ' ')]
+                        .iter()
+                        .find(|(e, _)| rest.starts_with(e))
+                        .map(|(e, ch)| (*ch, e.len()))
+                        .unwrap_or(('&', 0));
+                out.push(rep);
+                chars = rest[skip..].chars();
+                count += 1;
+            }
+            c => {
+                out.push(c);
+                count += 1;
+            }
+        }
+        if count >= max_chars {
+            break;
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
 }
@@ -75,6 +117,7 @@ mod tests {
         assert_eq!(plain_text("<b>Bold</b> <script>alert(1)</script>claim"), "Bold claim");
         assert_eq!(plain_text("ﬁrst\u{0007}bell\u{200B}"), "first bell");
         assert_eq!(plain_text("A < B"), "A < B");
+        assert_eq!(quick_text("<p>Tom &amp; <b>Jerry</b></p><p>next</p>", 100), "Tom & Jerry next");
         let long = "x".repeat(2_000_000);
         assert_eq!(title(&long).chars().count(), MAX_TITLE_CHARS + 1);
     }

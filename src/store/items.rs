@@ -3,8 +3,11 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use super::stories::{self, StoryInput};
 use crate::dedup::identity::identities;
+use crate::dedup::story::StoryIndex;
 use crate::model::Feed;
+use crate::normalize::text::quick_text;
 
 /// What storing one document did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,8 +25,22 @@ pub struct IngestCounts {
 }
 
 /// Stores every item of `feed` for `source_id` inside `tx` (see [`crate::dedup::identity`]).
-pub fn ingest(tx: &Transaction, source_id: &str, feed: &Feed, now: DateTime<Utc>) -> rusqlite::Result<IngestCounts> {
+pub fn ingest(
+    tx: &Transaction,
+    engine: &mut StoryIndex,
+    source_id: &str,
+    feed: &Feed,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<IngestCounts> {
     let now_s = now.timestamp();
+    let outlet: String = tx
+        .query_row(
+            "SELECT COALESCE(title, ?2, feed_title, id) FROM sources WHERE id = ?1",
+            params![source_id, feed.title],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_else(|| source_id.to_string());
     let mut counts = IngestCounts::default();
     let ids = identities(&feed.items, feed.home_page.as_deref());
     let mut find_app =
@@ -131,6 +148,19 @@ pub fn ingest(tx: &Transaction, source_id: &str, feed: &Feed, now: DateTime<Utc>
         ])?;
         let item_id = tx.last_insert_rowid();
         add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
+        let summary = it.summary_html.as_deref().or(it.content_html.as_deref()).map(|h| quick_text(h, 400));
+        stories::assign(
+            tx,
+            engine,
+            &StoryInput {
+                item_id,
+                title: &it.title,
+                summary: summary.as_deref().unwrap_or(""),
+                url: it.link.as_deref().unwrap_or(""),
+                outlet: &outlet,
+                time: published.min(now_s),
+            },
+        )?;
         counts.new += 1;
     }
     Ok(counts)

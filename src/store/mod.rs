@@ -5,6 +5,7 @@
 pub mod items;
 pub mod schema;
 pub mod sources;
+pub mod stories;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -13,7 +14,41 @@ use std::thread;
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+use crate::dedup::story::{StoryIndex, StoryParams};
+
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+/// What the writer thread owns: the write connection and the in-memory story clustering
+/// state, which only ever changes together with the rows it describes.
+pub struct Writer {
+    /// The only write connection.
+    pub conn: Connection,
+    stories: Option<StoryIndex>,
+    last_expire: i64,
+}
+
+impl Writer {
+    /// The connection and the story engine (rebuilt from the database on first use, or after
+    /// a failed transaction left it out of step with the rows).
+    pub fn parts(&mut self, now: i64) -> rusqlite::Result<(&mut Connection, &mut StoryIndex)> {
+        if self.stories.is_none() {
+            self.stories = Some(stories::restore(&self.conn, StoryParams::default(), now)?);
+            self.last_expire = now;
+        }
+        let engine = self.stories.get_or_insert_with(|| StoryIndex::new(StoryParams::default()));
+        // Expiry walks every live story: once a minute keeps the per-item cost flat.
+        if now - self.last_expire >= 60 {
+            engine.expire(now);
+            self.last_expire = now;
+        }
+        Ok((&mut self.conn, engine))
+    }
+
+    /// Drops the in-memory story state; the next [`Writer::parts`] rebuilds it from the rows.
+    pub fn reset_stories(&mut self) {
+        self.stories = None;
+    }
+}
 
 /// Handle to the database: cheap to clone, all clones share the one writer thread.
 #[derive(Clone)]
@@ -37,11 +72,12 @@ impl Store {
         configure(&conn).with_context(|| format!("configuring database {}", path.display()))?;
         schema::migrate(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
         let (jobs, rx) = mpsc::channel::<Job>();
+        let mut writer = Writer { conn, stories: None, last_expire: 0 };
         thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || {
                 for job in rx {
-                    job(&mut conn);
+                    job(&mut writer);
                 }
             })
             .context("starting the database writer thread")?;
@@ -57,7 +93,7 @@ impl Store {
     pub async fn write<R, F>(&self, f: F) -> Result<R, WriterStopped>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> R + Send + 'static,
+        F: FnOnce(&mut Writer) -> R + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
@@ -72,7 +108,7 @@ impl Store {
     pub fn write_blocking<R, F>(&self, f: F) -> Result<R, WriterStopped>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> R + Send + 'static,
+        F: FnOnce(&mut Writer) -> R + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs

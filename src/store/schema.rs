@@ -61,6 +61,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source_id, key)
     ) WITHOUT ROWID;
     "#,
+    // 2: stories. Every item belongs to one story; a merged story keeps its row and points
+    // at the survivor, so an id once published always resolves.
+    r#"
+    CREATE TABLE stories (
+        id           INTEGER PRIMARY KEY,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        merged_into  INTEGER REFERENCES stories(id)
+    );
+    ALTER TABLE items ADD COLUMN copy_of INTEGER;   -- a near-duplicate of this item
+    ALTER TABLE items ADD COLUMN story_time INTEGER; -- the time clustering used for it
+    CREATE INDEX items_story ON items(story_id);
+    CREATE INDEX items_story_time ON items(story_time);
+    ALTER TABLE sources ADD COLUMN title TEXT;       -- configured display title (the outlet name)
+    "#,
 ];
 
 /// The schema version this build writes.

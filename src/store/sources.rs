@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::items::{self, IngestCounts};
+use super::Writer;
 use crate::config::SourceConfig;
 use crate::fetch::Validators;
 use crate::model::Feed;
@@ -81,9 +82,11 @@ pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result
                     retired_reason = NULL, failures = 0, retry_after = NULL, next_due = NULL
              WHERE id = ?1 AND config_url <> ?2",
         )?;
+        let mut title = tx.prepare_cached("UPDATE sources SET title = ?2 WHERE id = ?1")?;
         for s in sources {
             insert.execute(params![s.id, s.url.as_str()])?;
             reset.execute(params![s.id, s.url.as_str()])?;
+            title.execute(params![s.id, s.title])?;
         }
     }
     tx.commit()
@@ -148,7 +151,17 @@ pub struct PollRecord {
 
 /// Records a poll and stores its items in one transaction: a feed is committed whole or not
 /// at all.
-pub fn record_poll(conn: &mut Connection, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
+pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
+    let result = record_poll_tx(w, rec);
+    if result.is_err() {
+        // The transaction rolled back; the story engine may hold items that are not stored.
+        w.reset_stories();
+    }
+    result
+}
+
+fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
+    let (conn, engine) = w.parts(rec.now.timestamp())?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = rec.now.timestamp();
     let next_due = rec.next_due.timestamp();
@@ -158,7 +171,7 @@ pub fn record_poll(conn: &mut Connection, rec: &PollRecord) -> rusqlite::Result<
     }
     match &rec.result {
         PollResult::Content { feed, validators, http_status } => {
-            counts = items::ingest(&tx, &rec.source_id, feed, rec.now)?;
+            counts = items::ingest(&tx, engine, &rec.source_id, feed, rec.now)?;
             tx.execute(
                 "UPDATE sources SET status = 'ok', http_status = ?2, last_error = NULL, last_poll = ?3, last_success = ?3,
                         next_due = ?4, failures = 0, retry_after = NULL, etag = ?5, last_modified = ?6,

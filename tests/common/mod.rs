@@ -283,8 +283,13 @@ pub fn newsdesk(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// An RSS 2.0 document with the given (guid, link, title, description) items.
+/// An RSS 2.0 document with the given (guid, link, title, description) items, dated an hour ago.
 pub fn rss(items: &[(Option<&str>, Option<&str>, &str, &str)]) -> String {
+    rss_dated(items, &(chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc2822())
+}
+
+/// Like [`rss`] with every item's `pubDate` set to `date`.
+pub fn rss_dated(items: &[(Option<&str>, Option<&str>, &str, &str)], date: &str) -> String {
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>Test feed</title><link>https://outlet.example/</link>\n");
     for (guid, link, title, desc) in items {
         s.push_str("<item>");
@@ -294,7 +299,9 @@ pub fn rss(items: &[(Option<&str>, Option<&str>, &str, &str)]) -> String {
         if let Some(l) = link {
             s.push_str(&format!("<link>{l}</link>"));
         }
-        s.push_str(&format!("<title>{title}</title><description>{desc}</description><pubDate>Sun, 10 Mar 2024 17:32:50 GMT</pubDate></item>\n"));
+        s.push_str(&format!(
+            "<title>{title}</title><description>{desc}</description><pubDate>{date}</pubDate></item>\n"
+        ));
     }
     s.push_str("</channel></rss>\n");
     s
@@ -302,6 +309,11 @@ pub fn rss(items: &[(Option<&str>, Option<&str>, &str, &str)]) -> String {
 
 /// A simple feed of `n` items with guids `{prefix}-{i}`.
 pub fn simple_feed(prefix: &str, n: usize) -> String {
+    simple_feed_dated(prefix, n, &(chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc2822())
+}
+
+/// Like [`simple_feed`] with every item dated `date`.
+pub fn simple_feed_dated(prefix: &str, n: usize, date: &str) -> String {
     let items: Vec<(String, String, String)> = (0..n)
         .map(|i| {
             (
@@ -313,5 +325,5 @@ pub fn simple_feed(prefix: &str, n: usize) -> String {
         .collect();
     let refs: Vec<(Option<&str>, Option<&str>, &str, &str)> =
         items.iter().map(|(g, l, t)| (Some(g.as_str()), Some(l.as_str()), t.as_str(), "<p>Body text</p>")).collect();
-    rss(&refs)
+    rss_dated(&refs, date)
 }

@@ -1,0 +1,100 @@
+//! Stories in the database: assigning each new item to a story inside the item's own
+//! transaction, merges that redirect the younger id to the older, and rebuilding the
+//! in-memory [`StoryIndex`] from the items of the live window after a restart.
+
+use rusqlite::{params, Connection, Transaction};
+
+use crate::dedup::story::{Article, StoryIndex, StoryParams};
+
+/// What clustering needs of one item.
+pub struct StoryInput<'a> {
+    /// The item's row id.
+    pub item_id: i64,
+    /// Plain-text title.
+    pub title: &'a str,
+    /// Plain-text summary (may be empty).
+    pub summary: &'a str,
+    /// Link.
+    pub url: &'a str,
+    /// Outlet name.
+    pub outlet: &'a str,
+    /// Unix seconds.
+    pub time: i64,
+}
+
+/// Assigns one freshly inserted item to a story and records it (story row, merges).
+pub fn assign(tx: &Transaction, engine: &mut StoryIndex, input: &StoryInput) -> rusqlite::Result<u64> {
+    let art =
+        Article { title: input.title, summary: input.summary, url: input.url, outlet: input.outlet, time: input.time };
+    let a = engine.assign_as(&art, input.item_id as u64);
+    let story = a.story as i64;
+    tx.prepare_cached(
+        "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2)
+         ON CONFLICT(id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+    )?
+    .execute(params![story, input.time])?;
+    for gone in &a.merged {
+        let gone = *gone as i64;
+        // Older id survives: the younger story's items move, its row stays as a redirect.
+        tx.prepare_cached(
+            "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2) ON CONFLICT(id) DO NOTHING",
+        )?
+        .execute(params![gone, input.time])?;
+        tx.prepare_cached("UPDATE stories SET merged_into = ?1 WHERE id = ?2 OR merged_into = ?2")?
+            .execute(params![story, gone])?;
+        tx.prepare_cached("UPDATE items SET story_id = ?1 WHERE story_id = ?2")?.execute(params![story, gone])?;
+        tx.prepare_cached(
+            "UPDATE stories SET first_seen = MIN(first_seen, (SELECT first_seen FROM stories WHERE id = ?2)) WHERE id = ?1",
+        )?
+        .execute(params![story, gone])?;
+    }
+    tx.prepare_cached("UPDATE items SET story_id = ?1, copy_of = ?2, story_time = ?3 WHERE id = ?4")?
+        .execute(params![story, a.near_duplicate_of.map(|i| i as i64), input.time, input.item_id])?;
+    Ok(a.story)
+}
+
+/// The story a (possibly merged) story id now lives in.
+pub fn resolve(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT COALESCE(merged_into, id) FROM stories WHERE id = ?1", [id], |r| r.get(0)).optional()
+}
+
+/// Rebuilds the clustering state from the items of the last `quiet_period` (what the engine
+/// would still hold had the process never stopped), in the order they were clustered.
+pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> rusqlite::Result<StoryIndex> {
+    let since = now - params.quiet_period;
+    let mut engine = StoryIndex::new(params);
+    let next: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM stories", [], |r| r.get(0))?;
+    engine.next_story = next.max(1) as u64;
+    let mut stmt = conn.prepare(
+        "SELECT i.id, i.title, COALESCE(i.summary, ''), COALESCE(i.link, ''), i.story_id, i.story_time,
+                i.copy_of IS NOT NULL,
+                COALESCE((SELECT COALESCE(s.title, s.feed_title, s.id) FROM appearances a
+                          JOIN sources s ON s.id = a.source_id
+                          WHERE a.item_id = i.id ORDER BY a.first_seen LIMIT 1), '')
+         FROM items i
+         WHERE i.story_time >= ?1 AND i.story_id IS NOT NULL
+         ORDER BY i.story_time, i.id",
+    )?;
+    let rows = stmt.query_map([since], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, bool>(6)?,
+            r.get::<_, String>(7)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, title, summary, url, story, time, copy, outlet) = row?;
+        let story = resolve(conn, story)?.unwrap_or(story);
+        let summary = crate::normalize::text::plain_text(&summary);
+        let art = Article { title: &title, summary: &summary, url: &url, outlet: &outlet, time };
+        engine.restore(&art, id as u64, story as u64, copy);
+    }
+    engine.expire(now);
+    Ok(engine)
+}
