@@ -3,6 +3,7 @@
 //! the global and per-host limits.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -203,6 +204,18 @@ impl Poller {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => Outcome::Failed(format!("storing failed: {e}")),
             Err(e) => Outcome::Failed(e.to_string()),
+        };
+        let m = &crate::metrics::METRICS;
+        m.observe_fetch(started.elapsed());
+        match &outcome {
+            Outcome::Failed(_) => m.polls_failed.fetch_add(1, Relaxed),
+            Outcome::NotModified => m.polls_not_modified.fetch_add(1, Relaxed),
+            Outcome::Stored { counts, .. } => {
+                m.items_new.fetch_add(counts.new as u64, Relaxed);
+                m.items_updated.fetch_add(counts.updated as u64, Relaxed);
+                m.polls_ok.fetch_add(1, Relaxed)
+            }
+            Outcome::Retired(_) => 0,
         };
         match &outcome {
             Outcome::Failed(e) => tracing::warn!(source = %id, url = %url, error = %e, "poll failed"),

@@ -15,12 +15,14 @@
 //! - [`store`]: SQLite schema, migrations, the single writer, and read queries.
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.
+//! - [`metrics`]: process-wide counters for `/metrics`.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod dedup;
 pub mod fetch;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod parse;

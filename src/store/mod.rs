@@ -8,7 +8,8 @@ pub mod sources;
 pub mod stories;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use anyhow::Context;
@@ -25,6 +26,7 @@ pub struct Writer {
     pub conn: Connection,
     stories: Option<StoryIndex>,
     last_expire: i64,
+    generation: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -44,6 +46,11 @@ impl Writer {
         Ok((&mut self.conn, engine))
     }
 
+    /// Marks the published content as changed (readers rebuild cached output feeds).
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     /// Drops the in-memory story state; the next [`Writer::parts`] rebuilds it from the rows.
     pub fn reset_stories(&mut self) {
         self.stories = None;
@@ -55,6 +62,7 @@ impl Writer {
 pub struct Store {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
+    generation: Arc<AtomicU64>,
 }
 
 /// The writer thread is gone (it panicked or the store was dropped).
@@ -72,7 +80,8 @@ impl Store {
         configure(&conn).with_context(|| format!("configuring database {}", path.display()))?;
         schema::migrate(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        let mut writer = Writer { conn, stories: None, last_expire: 0 };
+        let generation = Arc::new(AtomicU64::new(1));
+        let mut writer = Writer { conn, stories: None, last_expire: 0, generation: generation.clone() };
         thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || {
@@ -81,7 +90,12 @@ impl Store {
                 }
             })
             .context("starting the database writer thread")?;
-        Ok(Store { path: path.to_path_buf(), jobs })
+        Ok(Store { path: path.to_path_buf(), jobs, generation })
+    }
+
+    /// A number that grows whenever stored content changes: cache keys for rendered feeds.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The database file.

@@ -153,9 +153,11 @@ pub struct PollRecord {
 /// at all.
 pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
     let result = record_poll_tx(w, rec);
-    if result.is_err() {
+    match &result {
         // The transaction rolled back; the story engine may hold items that are not stored.
-        w.reset_stories();
+        Err(_) => w.reset_stories(),
+        Ok(c) if c.new + c.updated > 0 => w.changed(),
+        Ok(_) => {}
     }
     result
 }
