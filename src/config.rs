@@ -460,7 +460,11 @@ impl Validator<'_> {
         let empty = RawDaemon::default();
         let d = d.unwrap_or(&empty);
         let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let database = d.database.as_ref().map(|p| dir.join(p.get_ref())).unwrap_or_else(|| dir.join("newsdesk.db"));
+        // Under systemd (StateDirectory=), a relative database path lives in the state
+        // directory, so the shipped config works unchanged from /etc/newsdesk.
+        let db_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from).unwrap_or(dir);
+        let database =
+            d.database.as_ref().map(|p| db_dir.join(p.get_ref())).unwrap_or_else(|| db_dir.join("newsdesk.db"));
         let listen = match &d.listen {
             Some(l) => {
                 if l.get_ref().parse::<std::net::SocketAddr>().is_err() {

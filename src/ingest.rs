@@ -29,6 +29,8 @@ pub struct PollReport {
     pub outcome: Outcome,
     /// Wall time of the poll.
     pub elapsed: Duration,
+    /// When the source is due next (`None` when it was not polled: retired).
+    pub next_due: Option<DateTime<Utc>>,
 }
 
 /// Summary outcome of one poll.
@@ -110,8 +112,13 @@ impl Poller {
         let state =
             state.unwrap_or_else(|| SourceState { id: id.clone(), url: source.url.to_string(), ..Default::default() });
         let url = Url::parse(&state.url).unwrap_or_else(|_| source.url.clone());
-        let report =
-            |outcome| PollReport { source_id: id.clone(), url: url.to_string(), outcome, elapsed: started.elapsed() };
+        let report = |outcome| PollReport {
+            source_id: id.clone(),
+            url: url.to_string(),
+            outcome,
+            elapsed: started.elapsed(),
+            next_due: None,
+        };
         if state.status == "retired" && !force {
             return report(Outcome::Retired(state.retired_reason.clone().unwrap_or_default()));
         }
@@ -141,7 +148,13 @@ impl Poller {
                         })
                         .await;
                         match parsed {
-                            Ok(Ok(feed)) => {
+                            Ok(Ok(mut feed)) => {
+                                // Items already past retention would be pruned at once (and
+                                // come back on every poll once their tombstones expire).
+                                let cutoff = now
+                                    - chrono::Duration::from_std(self.config.daemon.retention)
+                                        .unwrap_or(chrono::Duration::days(30));
+                                feed.items.retain(|i| i.published.is_none_or(|p| p >= cutoff));
                                 if feed.items_dropped > 0 {
                                     tracing::warn!(source = %id, url = %url, kept = feed.items.len(), dropped = feed.items_dropped, "feed exceeds the per-feed item cap (max_items); extra items dropped");
                                 }
@@ -224,7 +237,7 @@ impl Poller {
             }
             _ => tracing::debug!(source = %id, "unchanged"),
         }
-        report(outcome)
+        PollReport { next_due: Some(next_due), ..report(outcome) }
     }
 
     /// Polls the given sources concurrently (within the limits); calls `progress` after each.
@@ -259,6 +272,24 @@ impl Poller {
     /// The config this poller runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The same poller (HTTP client, limits) with a reloaded config. Per-host and global
+    /// limits take the new values for polls started from now on.
+    pub fn with_config(&self, config: Arc<Config>) -> Poller {
+        let limits_changed = config.daemon.concurrency != self.config.daemon.concurrency
+            || config.daemon.per_host != self.config.daemon.per_host;
+        Poller {
+            fetcher: self.fetcher.clone(),
+            store: self.store.clone(),
+            global: if limits_changed {
+                Arc::new(Semaphore::new(config.daemon.concurrency))
+            } else {
+                self.global.clone()
+            },
+            hosts: if limits_changed { Arc::default() } else { self.hosts.clone() },
+            config,
+        }
     }
 }
 

@@ -13,12 +13,14 @@
 //! - [`normalize`]: canonical URLs, plain-text titles, sanitised HTML.
 //! - [`dedup`]: identity keys (the same item again, the same article under another URL).
 //! - [`store`]: SQLite schema, migrations, the single writer, and read queries.
+//! - [`daemon`]: the long-running wiring: scheduler, signals, systemd notify, watchdog, retention.
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.
 //! - [`metrics`]: process-wide counters for `/metrics`.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod daemon;
 pub mod dedup;
 pub mod fetch;
 pub mod ingest;

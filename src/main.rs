@@ -32,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The daemon: poll on schedule, serve topic feeds, reload on SIGHUP, stop on SIGTERM
+    Run,
     /// Validate the config: exit 0, or 78 with file:line:column: message
     Check,
     /// Poll now (all sources, or the named ones), print a summary per source, then exit
@@ -89,6 +91,9 @@ fn main() -> ExitCode {
     init_logging(&config.daemon.log_level);
     let result = match cli.command {
         Command::Check => Ok(ExitCode::SUCCESS),
+        Command::Run => runtime()
+            .and_then(|rt| rt.block_on(newsdesk::daemon::run(path.clone(), config)))
+            .map(|()| ExitCode::SUCCESS),
         Command::Fetch { sources, force } => fetch(config, sources, force),
         Command::Sources => list_sources(&config),
         Command::Eval(_) => Ok(ExitCode::SUCCESS),

@@ -59,7 +59,8 @@ impl Metrics {
     /// the caller (sources, stories, ...).
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP newsdesk_polls_total Source polls by outcome.\n# TYPE newsdesk_polls_total counter");
+        let _ =
+            writeln!(s, "# HELP newsdesk_polls_total Source polls by outcome.\n# TYPE newsdesk_polls_total counter");
         for (outcome, v) in
             [("stored", &self.polls_ok), ("not_modified", &self.polls_not_modified), ("failed", &self.polls_failed)]
         {
@@ -68,13 +69,20 @@ impl Metrics {
         let _ = writeln!(s, "# HELP newsdesk_items_total Items stored, by kind.\n# TYPE newsdesk_items_total counter");
         let _ = writeln!(s, "newsdesk_items_total{{kind=\"new\"}} {}", self.items_new.load(Relaxed));
         let _ = writeln!(s, "newsdesk_items_total{{kind=\"updated\"}} {}", self.items_updated.load(Relaxed));
-        let _ = writeln!(s, "# HELP newsdesk_http_requests_total HTTP requests served.\n# TYPE newsdesk_http_requests_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP newsdesk_http_requests_total HTTP requests served.\n# TYPE newsdesk_http_requests_total counter"
+        );
         let _ = writeln!(s, "newsdesk_http_requests_total {}", self.http_requests.load(Relaxed));
         let _ = writeln!(s, "# HELP newsdesk_http_not_modified_total HTTP 304 answers.\n# TYPE newsdesk_http_not_modified_total counter");
         let _ = writeln!(s, "newsdesk_http_not_modified_total {}", self.http_not_modified.load(Relaxed));
-        let _ = writeln!(s, "# HELP newsdesk_fetch_seconds Upstream fetch latency.\n# TYPE newsdesk_fetch_seconds histogram");
+        let _ = writeln!(
+            s,
+            "# HELP newsdesk_fetch_seconds Upstream fetch latency.\n# TYPE newsdesk_fetch_seconds histogram"
+        );
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ = writeln!(s, "newsdesk_fetch_seconds_bucket{{le=\"{le}\"}} {}", self.latency_buckets[i].load(Relaxed));
+            let _ =
+                writeln!(s, "newsdesk_fetch_seconds_bucket{{le=\"{le}\"}} {}", self.latency_buckets[i].load(Relaxed));
         }
         let count = self.latency_count.load(Relaxed);
         let _ = writeln!(s, "newsdesk_fetch_seconds_bucket{{le=\"+Inf\"}} {count}");

@@ -3,6 +3,7 @@
 //! WAL connections. Schema migrations run by `PRAGMA user_version` ([`schema`]).
 
 pub mod items;
+pub mod retention;
 pub mod schema;
 pub mod sources;
 pub mod stories;

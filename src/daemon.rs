@@ -1,0 +1,444 @@
+//! Daemon: the long-running wiring. A scheduler task polls each source when it is due
+//! (within the global and per-host limits), the HTTP server answers subscribers, a watchdog
+//! task pings systemd only after the database answers, retention prunes old items, SIGHUP
+//! reloads `feeds.toml`, SIGTERM/SIGINT stop cleanly.
+//!
+//! Next-due times live in the `sources` table, so a restart neither forgets a source nor
+//! polls them all at once: sources that fell due while the daemon was down are spread over
+//! the next minutes by their deterministic jitter.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sd_notify::NotifyState;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, SourceConfig};
+use crate::ingest::{Outcome, PollReport, Poller};
+use crate::normalize::url::host_key;
+use crate::schedule::jitter;
+use crate::store::{sources, Store};
+
+/// How long in-flight polls may run after SIGTERM before they are abandoned.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// State shared by the scheduler, the HTTP server and the watchdog.
+#[derive(Clone)]
+pub struct Shared {
+    /// The database.
+    pub store: Store,
+    /// The running configuration (swapped on reload).
+    pub config: Arc<RwLock<Arc<Config>>>,
+    /// Unix seconds of the scheduler's last loop: liveness for `/healthz` and the watchdog.
+    pub heartbeat: Arc<AtomicI64>,
+    /// Sources currently failing (for STATUS= and `/metrics`).
+    pub failing: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    /// The running configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.daemon.database)?;
+    sync_sources(&store, &config).await?;
+    let shared = Shared {
+        store: store.clone(),
+        config: Arc::new(RwLock::new(config.clone())),
+        heartbeat: Arc::new(AtomicI64::new(0)),
+        failing: Arc::new(AtomicUsize::new(0)),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let server = start_server(&shared, &config, stop_rx.clone()).await?;
+
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel::<Arc<Config>>();
+    let scheduler = tokio::spawn(scheduler(
+        shared.clone(),
+        Poller::new(config.clone(), store.clone())?,
+        reload_rx,
+        stop_rx.clone(),
+    ));
+    let retention = tokio::spawn(retention_loop(shared.clone(), stop_rx.clone()));
+
+    // READY=1 only once the database is migrated, the scheduler loop has run and the
+    // listener is bound.
+    wait_for_heartbeat(&shared).await;
+    notify(&[NotifyState::Ready]);
+    let watchdog = tokio::spawn(watchdog_loop(shared.clone(), stop_rx.clone()));
+    tracing::info!(sources = config.sources.len(), topics = config.topics.len(), database = %config.daemon.database.display(), "newsdesk running");
+
+    signals(&config_path, &shared, &reload_tx).await?;
+
+    notify(&[NotifyState::Stopping]);
+    tracing::info!("stopping: no new polls; waiting up to {}s for polls in flight", SHUTDOWN_GRACE.as_secs());
+    let _ = stop_tx.send(true);
+    if let Err(e) = scheduler.await {
+        tracing::error!("scheduler task failed: {e}");
+    }
+    watchdog.abort();
+    retention.abort();
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e:#}"),
+        Err(_) => tracing::warn!("HTTP server did not stop within 5s"),
+        _ => {}
+    }
+    // Let the writer finish what it was given: each feed commits whole or not at all.
+    let _ = store.write(|_| ()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds `listen` and starts the HTTP server on it.
+async fn start_server(
+    _shared: &Shared,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(&config.daemon.listen)
+        .await
+        .with_context(|| format!("binding the HTTP listener on {}", config.daemon.listen))?;
+    tracing::info!(listen = %config.daemon.listen, "listening");
+    Ok(tokio::spawn(async move {
+        // Held until the HTTP routes land (serve.rs), so the port is ours from the start.
+        let _listener = listener;
+        stopped(stop).await;
+        Ok(())
+    }))
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn sync_sources(store: &Store, config: &Config) -> anyhow::Result<()> {
+    let srcs = config.sources.clone();
+    store
+        .write(move |w| sources::sync(&mut w.conn, &srcs))
+        .await?
+        .with_context(|| format!("recording sources in {}", config.daemon.database.display()))
+}
+
+async fn wait_for_heartbeat(shared: &Shared) {
+    for _ in 0..200 {
+        if shared.heartbeat.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!("sd_notify: {e}");
+    }
+}
+
+/// Waits for SIGTERM/SIGINT; handles SIGHUP reloads meanwhile.
+async fn signals(
+    path: &Path,
+    shared: &Shared,
+    reload_tx: &tokio::sync::mpsc::UnboundedSender<Arc<Config>>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                notify(&[NotifyState::Reloading]);
+                match Config::load(path) {
+                    Ok(new) => {
+                        let new = Arc::new(new);
+                        if new.daemon.database != shared.config().daemon.database || new.daemon.listen != shared.config().daemon.listen {
+                            tracing::warn!("reload: `database` and `listen` changes take effect after a restart");
+                        }
+                        match sync_sources(&shared.store, &new).await {
+                            Ok(()) => {
+                                *shared.config.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+                                let _ = reload_tx.send(new);
+                            }
+                            Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
+                        }
+                    }
+                    Err(errors) => {
+                        for e in &errors.0 {
+                            tracing::error!("reload rejected, keeping the running configuration: {e}");
+                        }
+                    }
+                }
+                notify(&[NotifyState::Ready]);
+            }
+        }
+    }
+}
+
+/// Due queue: (due time, source id), earliest first.
+type Queue = BTreeSet<(DateTime<Utc>, String)>;
+
+/// Polls every source when it is due, at most `concurrency` in flight and `per_host` per host,
+/// never the same source twice at once. Returns after a stop, once in-flight polls finished
+/// or were abandoned after [`SHUTDOWN_GRACE`].
+async fn scheduler(
+    shared: Shared,
+    mut poller: Poller,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<Arc<Config>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut config = Arc::new(poller.config().clone());
+    let mut sources: HashMap<String, SourceConfig> = config.sources.iter().map(|s| (s.id.clone(), s.clone())).collect();
+    let mut queue = Queue::new();
+    let mut due_at: HashMap<String, DateTime<Utc>> = HashMap::new();
+    initial_queue(&shared.store, &sources, &mut queue, &mut due_at).await;
+    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut per_host: HashMap<String, usize> = HashMap::new();
+    let mut tasks: JoinSet<PollReport> = JoinSet::new();
+    let mut failing: HashSet<String> = HashSet::new();
+    let mut last_status = Utc::now() - chrono::Duration::hours(1);
+    loop {
+        let now = Utc::now();
+        shared.heartbeat.store(now.timestamp(), Ordering::Release);
+        // Start what is due, within the limits; a saturated host leaves its sources queued
+        // without blocking other hosts.
+        let mut deferred = Vec::new();
+        while let Some((due, id)) = queue.first().cloned() {
+            if due > now || in_flight.len() >= config.daemon.concurrency {
+                break;
+            }
+            queue.pop_first();
+            let Some(src) = sources.get(&id).cloned() else {
+                due_at.remove(&id);
+                continue;
+            };
+            let host = host_key(&src.url);
+            if per_host.get(&host).copied().unwrap_or(0) >= config.daemon.per_host {
+                deferred.push((due, id));
+                continue;
+            }
+            due_at.remove(&id);
+            *per_host.entry(host).or_default() += 1;
+            in_flight.insert(id.clone());
+            let p = poller.clone();
+            tasks.spawn(async move { p.poll(&src, false).await });
+        }
+        queue.extend(deferred);
+        if (now - last_status).num_seconds() >= 10 {
+            status_line(&shared, sources.len(), failing.len(), queue.first().map(|(d, _)| *d), now);
+            last_status = now;
+        }
+        let sleep_until = queue.first().map(|(d, _)| *d).unwrap_or(now + chrono::Duration::seconds(1));
+        let sleep = (sleep_until - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .clamp(Duration::from_millis(5), Duration::from_secs(1));
+        tokio::select! {
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                let Ok(report) = done else { continue };
+                let id = report.source_id.clone();
+                in_flight.remove(&id);
+                if let Some(src) = sources.get(&id) {
+                    if let Some(n) = per_host.get_mut(&host_key(&src.url)) {
+                        *n = n.saturating_sub(1);
+                    }
+                    match &report.outcome {
+                        Outcome::Failed(_) => { failing.insert(id.clone()); }
+                        Outcome::Retired(_) => { failing.remove(&id); }
+                        _ => { failing.remove(&id); }
+                    }
+                    if let Some(next) = report.next_due {
+                        enqueue(&mut queue, &mut due_at, &id, next);
+                    }
+                } else {
+                    // Removed by a reload while in flight: its per-host slot was under the old URL.
+                    per_host.retain(|_, n| *n > 0);
+                }
+                shared.failing.store(failing.len(), Ordering::Relaxed);
+            }
+            Some(new) = reloads.recv() => {
+                let (added, removed, changed) = apply_reload(&new, &mut sources, &mut queue, &mut due_at, &mut failing);
+                tracing::info!(added, removed, changed, sources = sources.len(), "configuration reloaded");
+                poller = poller.with_config(new.clone());
+                config = new;
+                // Sources added by the reload need their stored state (next due) looked up.
+                let fresh: HashMap<String, SourceConfig> = sources.iter().filter(|(id, _)| !due_at.contains_key(*id) && !in_flight.contains(*id)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                initial_queue(&shared.store, &fresh, &mut queue, &mut due_at).await;
+            }
+            _ = tokio::time::sleep(sleep) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    // Stopping: no new polls. In-flight polls get the grace period; a poll abandoned after it
+    // either had its transaction sent to the writer (then it commits whole) or not (nothing).
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(abandoned = tasks.len(), "polls still running after the grace period: abandoned");
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+}
+
+fn enqueue(queue: &mut Queue, due_at: &mut HashMap<String, DateTime<Utc>>, id: &str, due: DateTime<Utc>) {
+    if let Some(old) = due_at.insert(id.to_string(), due) {
+        queue.remove(&(old, id.to_string()));
+    }
+    queue.insert((due, id.to_string()));
+}
+
+/// Reads stored next-due times. Overdue and never-polled sources are spread over the next
+/// minutes by their jitter instead of firing together.
+async fn initial_queue(
+    store: &Store,
+    sources: &HashMap<String, SourceConfig>,
+    queue: &mut Queue,
+    due_at: &mut HashMap<String, DateTime<Utc>>,
+) {
+    let states = match store.reader().and_then(|c| Ok(sources::all(&c)?)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("reading source state: {e:#}");
+            Vec::new()
+        }
+    };
+    let states: HashMap<String, sources::SourceState> = states.into_iter().map(|s| (s.id.clone(), s)).collect();
+    let now = Utc::now();
+    let stored_due = |id: &str| states.get(id).and_then(|s| s.next_due).and_then(|t| DateTime::from_timestamp(t, 0));
+    // The catch-up window grows with the backlog (a quarter second per overdue source, at
+    // most 10 minutes or one period), so one new source is polled at once and ten thousand
+    // are not polled in the same second.
+    let overdue = sources.keys().filter(|id| stored_due(id).is_none_or(|t| t <= now)).count() as u32;
+    let backlog = Duration::from_millis(250) * overdue;
+    for (id, src) in sources {
+        let st = states.get(id);
+        if st.is_some_and(|s| s.status == "retired") {
+            continue;
+        }
+        let not_before = st.and_then(|s| s.retry_after).and_then(|t| DateTime::from_timestamp(t, 0));
+        let due = match stored_due(id) {
+            Some(t) if t > now => t,
+            _ => {
+                let window = backlog.min(src.schedule.period(now)).min(Duration::from_secs(600));
+                // jitter() spreads over half the span it is given.
+                now + chrono::Duration::from_std(jitter(id, window * 2)).unwrap_or_default()
+            }
+        };
+        let due = not_before.map_or(due, |nb| due.max(nb));
+        enqueue(queue, due_at, id, due);
+    }
+}
+
+fn apply_reload(
+    new: &Config,
+    sources: &mut HashMap<String, SourceConfig>,
+    queue: &mut Queue,
+    due_at: &mut HashMap<String, DateTime<Utc>>,
+    failing: &mut HashSet<String>,
+) -> (usize, usize, usize) {
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    let now = Utc::now();
+    let new_ids: HashSet<&str> = new.sources.iter().map(|s| s.id.as_str()).collect();
+    let gone: Vec<String> = sources.keys().filter(|id| !new_ids.contains(id.as_str())).cloned().collect();
+    for id in gone {
+        sources.remove(&id);
+        failing.remove(&id);
+        if let Some(due) = due_at.remove(&id) {
+            queue.remove(&(due, id.clone()));
+        }
+        removed += 1;
+    }
+    for s in &new.sources {
+        match sources.get(&s.id) {
+            None => {
+                sources.insert(s.id.clone(), s.clone());
+                added += 1;
+            }
+            Some(old) if old != s => {
+                // A new URL or schedule takes effect at once.
+                if old.url != s.url || old.schedule != s.schedule {
+                    let due = if old.url != s.url { now } else { s.schedule.next_due(&s.id, now) };
+                    enqueue(queue, due_at, &s.id, due);
+                }
+                sources.insert(s.id.clone(), s.clone());
+                changed += 1;
+            }
+            Some(_) => {}
+        }
+    }
+    (added, removed, changed)
+}
+
+fn status_line(shared: &Shared, sources: usize, failing: usize, next: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+    let next = next.map(|n| (n - now).num_seconds().max(0));
+    let line = match next {
+        Some(s) => format!("{sources} sources, {failing} failing, next poll in {s}s"),
+        None => format!("{sources} sources, {failing} failing"),
+    };
+    shared.failing.store(failing, Ordering::Relaxed);
+    notify(&[NotifyState::Status(&line)]);
+}
+
+/// Pings the systemd watchdog, but only after the database answered through the writer (the
+/// same path every poll takes) and the scheduler loop is alive.
+async fn watchdog_loop(shared: Shared, mut stop: watch::Receiver<bool>) {
+    let Some(interval) = sd_notify::watchdog_enabled() else { return };
+    let every = (interval / 2).max(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let db_ok = matches!(
+            tokio::time::timeout(
+                every,
+                shared.store.write(|w| w.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            )
+            .await,
+            Ok(Ok(Ok(1)))
+        );
+        let beat = Utc::now().timestamp() - shared.heartbeat.load(Ordering::Acquire);
+        if db_ok && beat <= 60 {
+            notify(&[NotifyState::Watchdog]);
+        } else {
+            tracing::warn!(db_ok, scheduler_silent_secs = beat, "health check failed: not pinging the watchdog");
+        }
+    }
+}
+
+/// Prunes items older than `retention` now and every hour.
+async fn retention_loop(shared: Shared, mut stop: watch::Receiver<bool>) {
+    loop {
+        let retention = shared.config().daemon.retention;
+        let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+        match shared.store.write(move |w| crate::store::retention::prune(w, cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(items = n, "retention: pruned items older than the retention period"),
+            Ok(Err(e)) => tracing::error!("retention failed: {e}"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
