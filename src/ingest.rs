@@ -195,6 +195,10 @@ impl Poller {
             PollResult::Failed { retry_after, .. } => *retry_after,
             _ => None,
         };
+        let skip = match &result {
+            PollResult::Content { feed, .. } => feed.skip,
+            _ => state.skip,
+        };
         let next_due = crate::schedule::plan_next(
             &source.schedule,
             &id,
@@ -202,6 +206,7 @@ impl Poller {
             failures,
             retry_at,
             hint.map(|h| h.min(self.config.daemon.max_interval)),
+            skip,
         );
         let outcome_of = |r: &PollResult, counts: IngestCounts| match r {
             PollResult::Content { feed, .. } => Outcome::Stored { counts, dropped: feed.items_dropped },

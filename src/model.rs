@@ -38,6 +38,8 @@ pub struct Feed {
     pub home_page: Option<String>,
     /// RSS `<ttl>` in minutes, a hint the scheduler may honour.
     pub ttl_minutes: Option<u32>,
+    /// RSS `<skipHours>`/`<skipDays>`: when the publisher asks not to be polled.
+    pub skip: crate::schedule::Skip,
     /// Items in document order.
     pub items: Vec<Item>,
     /// How many items were dropped because the feed exceeded the per-feed item cap.

@@ -78,7 +78,11 @@ pub fn parse_feed(
             }
         }
     };
-    Ok(convert(parsed, base, max_items, now))
+    let mut feed = convert(parsed, base, max_items, now);
+    if xml {
+        feed.skip = skip_rules(&prepared);
+    }
+    Ok(feed)
 }
 
 fn trim_ascii_start(b: &[u8]) -> &[u8] {
@@ -213,6 +217,46 @@ fn prepare_xml(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(s)
+}
+
+static SKIP_HOURS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?is)<skipHours>(.*?)</skipHours>").unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+static SKIP_DAYS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?is)<skipDays>(.*?)</skipDays>").unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+static SKIP_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?is)<(?:hour|day)>\s*([^<]*?)\s*</(?:hour|day)>")
+        .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+});
+
+/// RSS `<skipHours>` / `<skipDays>` (feed-rs does not read them). Hours are GMT per the
+/// spec; 24 is read as 0, as some publishers write it.
+fn skip_rules(doc: &str) -> crate::schedule::Skip {
+    let mut skip = crate::schedule::Skip::default();
+    if let Some(c) = SKIP_HOURS.captures(doc).and_then(|c| c.get(1)) {
+        for v in SKIP_VALUE.captures_iter(c.as_str()).filter_map(|v| v.get(1)?.as_str().parse::<u32>().ok()) {
+            if v <= 24 {
+                skip.hours |= 1 << (v % 24);
+            }
+        }
+    }
+    if let Some(c) = SKIP_DAYS.captures(doc).and_then(|c| c.get(1)) {
+        for v in SKIP_VALUE.captures_iter(c.as_str()).filter_map(|v| v.get(1)) {
+            let day = match v.as_str().to_ascii_lowercase().get(..3) {
+                Some("mon") => 0,
+                Some("tue") => 1,
+                Some("wed") => 2,
+                Some("thu") => 3,
+                Some("fri") => 4,
+                Some("sat") => 5,
+                Some("sun") => 6,
+                _ => continue,
+            };
+            skip.days |= 1 << day;
+        }
+    }
+    skip
 }
 
 /// JSON Feed as found in the wild: `http://` version URLs, a missing `version`, `tags` as one
@@ -373,6 +417,7 @@ fn convert(f: feed_rs::model::Feed, base: &Url, max_items: usize, now: DateTime<
         title: f.title.map(|t| text::title(&t.content)).filter(|t| !t.is_empty()),
         home_page,
         ttl_minutes: f.ttl,
+        skip: Default::default(),
         items,
         items_dropped: total.saturating_sub(max_items),
     }
@@ -412,6 +457,7 @@ mod tests {
           </channel></rss>"#;
         let f = parse_feed(xml, None, &base(), 100, Utc::now()).unwrap();
         assert_eq!(f.title.as_deref(), Some("T & Co"));
+        assert!(f.skip.is_empty());
         assert_eq!(f.items.len(), 2);
         let a = &f.items[0];
         assert_eq!(a.title, "One bold");
@@ -422,6 +468,14 @@ mod tests {
         let b = &f.items[1];
         assert_eq!(b.guid, None);
         assert_eq!(b.published, None, "year 9999 is junk");
+    }
+
+    #[test]
+    fn skip_hours_and_days() {
+        let xml = b"<rss version=\"2.0\"><channel><title>x</title><skipHours><hour>0</hour><hour> 23 </hour><hour>24</hour></skipHours>\n<skipDays><day>Saturday</day><day>Sunday</day></skipDays></channel></rss>";
+        let f = parse_feed(xml, None, &base(), 10, Utc::now()).unwrap();
+        assert_eq!(f.skip.hours, 1 | (1 << 23));
+        assert_eq!(f.skip.days, (1 << 5) | (1 << 6));
     }
 
     #[test]

@@ -117,6 +117,41 @@ pub fn jitter(source_id: &str, period: Duration) -> Duration {
     Duration::from_millis(h.finish() % span)
 }
 
+/// RSS `<skipHours>` (UTC hours 0-23) and `<skipDays>` (Monday..Sunday) as bit masks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skip {
+    /// Bit `h` set: do not poll during UTC hour `h`.
+    pub hours: u32,
+    /// Bit `d` set (0 = Monday): do not poll on that day (UTC).
+    pub days: u8,
+}
+
+impl Skip {
+    /// Whether anything is skipped.
+    pub fn is_empty(&self) -> bool {
+        self.hours & 0xFF_FFFF == 0 && self.days & 0x7F == 0
+    }
+
+    /// The first time at or after `t` outside the skipped hours and days. A publisher that
+    /// skips everything is ignored rather than never polled again.
+    pub fn next_allowed(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::{Datelike, DurationRound, Timelike};
+        if self.is_empty() || (self.hours & 0xFF_FFFF == 0xFF_FFFF) || (self.days & 0x7F == 0x7F) {
+            return t;
+        }
+        let mut cur = t;
+        for _ in 0..(24 * 8) {
+            let hour_skipped = self.hours & (1 << cur.hour()) != 0;
+            let day_skipped = self.days & (1 << cur.weekday().num_days_from_monday()) != 0;
+            if !hour_skipped && !day_skipped {
+                return cur;
+            }
+            cur = cur.duration_trunc(chrono::Duration::hours(1)).unwrap_or(cur) + chrono::Duration::hours(1);
+        }
+        t
+    }
+}
+
 /// Longest backoff after repeated failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 
@@ -137,6 +172,7 @@ pub fn plan_next(
     failures: u32,
     retry_at: Option<DateTime<Utc>>,
     hint: Option<Duration>,
+    skip: Skip,
 ) -> DateTime<Utc> {
     let mut due = schedule.next_due(source_id, now);
     let later = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
@@ -149,7 +185,7 @@ pub fn plan_next(
     if let Some(h) = hint {
         due = due.max(later(h));
     }
-    due
+    skip.next_allowed(due)
 }
 
 #[cfg(test)]
@@ -184,17 +220,22 @@ mod tests {
     fn hints_and_backoff_only_delay() {
         let s = Schedule::parse("every 10m").unwrap();
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
-        let plain = plan_next(&s, "x", t, 0, None, None);
-        assert_eq!(plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(60))), plain);
-        assert!(plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(3600))) >= t + chrono::Duration::hours(1));
+        let plain = plan_next(&s, "x", t, 0, None, None, Skip::default());
+        assert_eq!(plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(60)), Skip::default()), plain);
         assert!(
-            plan_next(&s, "x", t, 12, None, None) >= t + chrono::Duration::hours(24) - chrono::Duration::seconds(1)
+            plan_next(&s, "x", t, 0, None, Some(Duration::from_secs(3600)), Skip::default())
+                >= t + chrono::Duration::hours(1)
+        );
+        assert!(
+            plan_next(&s, "x", t, 12, None, None, Skip::default())
+                >= t + chrono::Duration::hours(24) - chrono::Duration::seconds(1)
         );
         assert_eq!(backoff(1), Duration::from_secs(60));
         assert_eq!(backoff(40), MAX_BACKOFF);
         let far = t + chrono::Duration::days(30);
         assert!(
-            plan_next(&s, "x", t, 1, Some(far), None) <= t + chrono::Duration::hours(24) + chrono::Duration::seconds(1)
+            plan_next(&s, "x", t, 1, Some(far), None, Skip::default())
+                <= t + chrono::Duration::hours(24) + chrono::Duration::seconds(1)
         );
     }
 }

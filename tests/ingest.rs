@@ -466,3 +466,24 @@ fn bad_dates_in_year_9999_get_first_seen_time() {
     d.fetch(&[]);
     assert_eq!(d.count("SELECT first_seen FROM items LIMIT 1"), first);
 }
+
+#[test]
+fn upstream_hints_only_delay_the_next_poll() {
+    let srv = TestServer::start();
+    let with_ttl = simple_feed("t", 1).replace("<title>Test feed</title>", "<title>Test feed</title><ttl>120</ttl>");
+    srv.set("/ttl.xml", Reply::rss(with_ttl));
+    srv.set("/maxage.xml", Reply::rss(simple_feed("m", 1)).with_header("Cache-Control", "public, max-age=999999"));
+    srv.set("/short.xml", Reply::rss(simple_feed("s", 1)).with_header("Cache-Control", "max-age=1"));
+    let d = Desk::new("hints")
+        .daemon("max_interval = \"3h\"")
+        .source_with("ttl", &srv.url("/ttl.xml"), "schedule = \"every 5m\"")
+        .source_with("maxage", &srv.url("/maxage.xml"), "schedule = \"every 5m\"")
+        .source_with("short", &srv.url("/short.xml"), "schedule = \"every 5m\"")
+        .write();
+    let now = chrono::Utc::now().timestamp();
+    d.fetch(&[]);
+    let due = |id: &str| d.source_field(id, "next_due").unwrap().parse::<i64>().unwrap() - now;
+    assert!((7200..7300).contains(&due("ttl")), "ttl 120 min delays to 2 h: {}", due("ttl"));
+    assert!((10800..10900).contains(&due("maxage")), "max-age capped by max_interval 3 h: {}", due("maxage"));
+    assert!((300..500).contains(&due("short")), "a short max-age never hastens the schedule: {}", due("short"));
+}

@@ -76,6 +76,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX items_story_time ON items(story_time);
     ALTER TABLE sources ADD COLUMN title TEXT;       -- configured display title (the outlet name)
     "#,
+    // 3: RSS skipHours/skipDays, remembered for polls answered 304.
+    r#"
+    ALTER TABLE sources ADD COLUMN skip_hours INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sources ADD COLUMN skip_days INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
