@@ -146,6 +146,9 @@ impl Store {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Only takes effect on a new, empty file, and only before WAL is switched on: it lets
+    // retention give pages back to the filesystem. (No effect on an existing database.)
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     // WAL: readers never block the writer. NORMAL: a crash can lose the last transactions
     // but never corrupts; fine for a cache of public feeds that the next poll refills.
     conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -34,7 +34,10 @@ pub fn prune(w: &mut Writer, cutoff: DateTime<Utc>) -> rusqlite::Result<usize> {
     tx.commit()?;
     if n > 0 {
         w.changed();
-        w.conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        // Each step of this pragma frees one page: run it to the end.
+        let mut stmt = w.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
     }
     Ok(n)
 }

@@ -94,10 +94,6 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
             "database schema version {current} is newer than this newsdesk supports ({VERSION}); upgrade newsdesk"
         );
     }
-    if current == 0 {
-        // Must precede the first table; lets retention give pages back to the filesystem.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
