@@ -266,10 +266,32 @@ impl Desk {
         self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// Runs `newsdesk` with `args` in the background.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_newsdesk"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn source_field(&self, id: &str, column: &str) -> Option<String> {
         self.conn()
             .query_row(&format!("SELECT CAST({column} AS TEXT) FROM sources WHERE id = ?1"), [id], |r| r.get(0))
             .unwrap()
+    }
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        // Kept when a test fails (to look at the database) or on request.
+        if !std::thread::panicking() && std::env::var_os("NEWSDESK_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
