@@ -102,7 +102,10 @@ fn polls_on_schedule_backs_off_and_honours_retry_after() {
     srv.set("/ok.xml", Reply::rss(simple_feed("ok", 2)));
     srv.set("/fail.xml", Reply::status(500, &[]));
     srv.set("/busy.xml", Reply::status(429, &[("Retry-After", "3")]));
+    srv.set("/hang.xml", Reply::Hang);
     let d = desk("schedule")
+        .daemon("timeout = \"30s\"")
+        .source_with("hang", &srv.url("/hang.xml"), "schedule = \"every 1s\"")
         .source_with("ok", &srv.url("/ok.xml"), "schedule = \"every 1s\"")
         .source_with("fail", &srv.url("/fail.xml"), "schedule = \"every 1s\"")
         .source_with("busy", &srv.url("/busy.xml"), "schedule = \"every 1s\"")
@@ -112,7 +115,8 @@ fn polls_on_schedule_backs_off_and_honours_retry_after() {
     let (code, _, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
     let ok = srv.hits("/ok.xml");
-    assert!((3..=6).contains(&ok), "a 1s schedule polls about every second: {ok}\n{log}");
+    assert!((3..=6).contains(&ok), "a 1s schedule polls about every second, beside a hanging source: {ok}\n{log}");
+    assert_eq!(srv.hits("/hang.xml"), 1, "a source is never polled twice at once");
     assert_eq!(srv.hits("/fail.xml"), 1, "backoff after a failure (1 min first)");
     let busy = srv.seen("/busy.xml").len();
     assert!((1..=2).contains(&busy), "Retry-After: 3 allows at most one more poll in 4.5 s: {busy}");
