@@ -79,6 +79,7 @@ struct RawDaemon {
     connect_timeout: Option<Spanned<String>>,
     max_body: Option<Spanned<String>>,
     max_items: Option<Spanned<i64>>,
+    max_db_size: Option<Spanned<String>>,
     max_interval: Option<Spanned<String>>,
     retention: Option<Spanned<String>>,
     log_level: Option<Spanned<String>>,
@@ -153,6 +154,8 @@ pub struct DaemonConfig {
     pub max_body: u64,
     /// Cap on items taken from one feed document.
     pub max_items: usize,
+    /// Cap on the database file size (`None`: only the disk limits it).
+    pub max_db_size: Option<u64>,
     /// Upstream hints (ttl, max-age) may delay a poll at most this long.
     pub max_interval: Duration,
     /// Items older than this are pruned.
@@ -531,6 +534,13 @@ impl Validator<'_> {
             connect_timeout: self.duration("connect_timeout", &d.connect_timeout, Duration::from_secs(10)),
             max_body,
             max_items: self.positive("max_items", &d.max_items, 1000),
+            max_db_size: d.max_db_size.as_ref().and_then(|s| match parse_size(s.get_ref()) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.err(s.span().start, format!("max_db_size: {e}"));
+                    None
+                }
+            }),
             max_interval: self.duration("max_interval", &d.max_interval, Duration::from_secs(6 * 3600)),
             retention: self.duration("retention", &d.retention, Duration::from_secs(30 * 86400)),
             log_level,

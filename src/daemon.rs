@@ -55,6 +55,7 @@ impl Shared {
 pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = Store::open(&config.daemon.database)?;
+    set_max_size(&store, config.daemon.max_db_size).await?;
     sync_sources(&store, &config).await?;
     let shared = Shared {
         store: store.clone(),
@@ -105,20 +106,16 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
 
 /// Binds `listen` and starts the HTTP server on it.
 async fn start_server(
-    _shared: &Shared,
+    shared: &Shared,
     config: &Config,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(&config.daemon.listen)
         .await
         .with_context(|| format!("binding the HTTP listener on {}", config.daemon.listen))?;
-    tracing::info!(listen = %config.daemon.listen, "listening");
-    Ok(tokio::spawn(async move {
-        // Held until the HTTP routes land (serve.rs), so the port is ours from the start.
-        let _listener = listener;
-        stopped(stop).await;
-        Ok(())
-    }))
+    tracing::info!(listen = %config.daemon.listen, "serving HTTP");
+    let state = crate::serve::AppState::new(shared.store.clone(), shared.config.clone(), shared.heartbeat.clone());
+    Ok(tokio::spawn(crate::serve::run(listener, state, stopped(stop))))
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -131,6 +128,10 @@ async fn sync_sources(store: &Store, config: &Config) -> anyhow::Result<()> {
         .write(move |w| sources::sync(&mut w.conn, &srcs))
         .await?
         .with_context(|| format!("recording sources in {}", config.daemon.database.display()))
+}
+
+async fn set_max_size(store: &Store, bytes: Option<u64>) -> anyhow::Result<()> {
+    store.write(move |w| w.set_max_size(bytes)).await?.context("setting the database size cap (max_db_size)")
 }
 
 async fn wait_for_heartbeat(shared: &Shared) {
@@ -169,6 +170,9 @@ async fn signals(
                         let new = Arc::new(new);
                         if new.daemon.database != shared.config().daemon.database || new.daemon.listen != shared.config().daemon.listen {
                             tracing::warn!("reload: `database` and `listen` changes take effect after a restart");
+                        }
+                        if let Err(e) = set_max_size(&shared.store, new.daemon.max_db_size).await {
+                            tracing::error!("reload: applying max_db_size: {e:#}");
                         }
                         match sync_sources(&shared.store, &new).await {
                             Ok(()) => {

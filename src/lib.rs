@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! feeds.toml ──> config ──> schedule ──> fetch ──> parse ──> normalize ──> dedup ──> store (SQLite)
+//!                                                                                      │
+//!  subscribers <── serve (HTTP) <── render (rss/atom/json) <── select (topic filter + rank)
 //! ```
 //!
 //! - [`config`]: raw TOML -> validated [`config::Config`], errors with `file:line:column`.
@@ -17,18 +19,27 @@
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.
 //! - [`metrics`]: process-wide counters for `/metrics`.
+//! - [`select`]: topic filters (sources, tags, keywords, outlets, window) and ranking.
+//! - [`render`]: stories -> RSS 2.0 / Atom 1.0 / JSON Feed 1.1 bytes, and the HTML index.
+//! - [`serve`]: HTTP routes and the rendered-bytes cache (ETag, 304, gzip).
+//! - [`export`]: every topic as static files for nginx; [`opml`]: sources to and from OPML.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
 pub mod dedup;
+pub mod export;
 pub mod fetch;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod opml;
 pub mod parse;
+pub mod render;
 pub mod schedule;
+pub mod select;
+pub mod serve;
 pub mod store;
 
 /// The version string sent in `User-Agent` and printed by `--version`.

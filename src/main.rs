@@ -46,9 +46,48 @@ enum Command {
     },
     /// Table of sources with their health
     Sources,
+    /// The stories a topic would publish, best first, with their outlets
+    Stories {
+        /// Topic id [default: every story of the last 48h, newest first]
+        #[arg(long)]
+        topic: Option<String>,
+        /// At most this many stories [default: the topic's `limit`]
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Render one topic feed to stdout
+    Render {
+        /// Topic id
+        topic: String,
+        /// Output format
+        #[arg(long, default_value = "rss", value_parser = ["rss", "atom", "json"])]
+        format: String,
+    },
+    /// Write every topic in every format (with .gz copies), index.html and sources.opml into
+    /// DIR, ready for nginx (`gzip_static on`) or a CDN
+    Export {
+        /// Output directory (created if needed; files are replaced atomically)
+        dir: PathBuf,
+    },
+    /// Sources from / to OPML
+    #[command(subcommand)]
+    Opml(Opml),
     /// Offline evaluation tools
     #[command(subcommand)]
     Eval(Eval),
+}
+
+#[derive(Subcommand)]
+enum Opml {
+    /// Print `[[source]]` blocks for the feeds in an OPML file, to append to feeds.toml
+    /// (e.g. `newsdesk opml import subs.opml >> feeds.toml`); the config itself is never
+    /// rewritten. Feeds already configured are skipped.
+    Import {
+        /// The OPML file (as exported by a feed reader)
+        file: PathBuf,
+    },
+    /// Print the configured sources as OPML (the same document as `/sources.opml`)
+    Export,
 }
 
 #[derive(Subcommand)]
@@ -80,6 +119,16 @@ fn main() -> ExitCode {
         .clone()
         .or_else(|| std::env::var_os("NEWSDESK_CONFIG").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("feeds.toml"));
+    if let Command::Opml(Opml::Import { file }) = &cli.command {
+        // Works without a config (a new user's first step); with one, known feeds are skipped.
+        return match opml_import(file, Config::load(&path).ok().as_ref()) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("newsdesk: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
@@ -96,6 +145,11 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::Fetch { sources, force } => fetch(config, sources, force),
         Command::Sources => list_sources(&config),
+        Command::Stories { topic, limit } => list_stories(&config, topic.as_deref(), limit),
+        Command::Render { topic, format } => render_topic(&config, &topic, &format),
+        Command::Export { dir } => export(&config, &dir),
+        Command::Opml(Opml::Export) => opml_export(&config),
+        Command::Opml(Opml::Import { .. }) => Ok(ExitCode::SUCCESS),
         Command::Eval(_) => Ok(ExitCode::SUCCESS),
     };
     match result {
@@ -130,6 +184,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&config.daemon.database)?;
+    let cap = config.daemon.max_db_size;
+    store.write_blocking(move |w| w.set_max_size(cap))?.context("setting the database size cap (max_db_size)")?;
     let srcs = config.sources.clone();
     store
         .write_blocking(move |w| sources::sync(&mut w.conn, &srcs))?
@@ -236,6 +292,94 @@ fn list_sources(config: &Config) -> anyhow::Result<ExitCode> {
         let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         writeln!(out, "{}", line.join("  ").trim_end())?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn topic<'a>(config: &'a Config, id: &str) -> anyhow::Result<&'a newsdesk::config::TopicConfig> {
+    config.topics.iter().find(|t| t.id == id).ok_or_else(|| {
+        let known: Vec<&str> = config.topics.iter().map(|t| t.id.as_str()).collect();
+        anyhow::anyhow!(
+            "unknown topic {id:?} (configured: {})",
+            if known.is_empty() { "none; add a [[topic]] to the config".to_string() } else { known.join(", ") }
+        )
+    })
+}
+
+fn list_stories(config: &Config, topic_id: Option<&str>, limit: Option<usize>) -> anyhow::Result<ExitCode> {
+    use newsdesk::config::{Rank, TopicConfig};
+    let all = TopicConfig {
+        id: "all".into(),
+        title: "All stories".into(),
+        rank: Rank::Latest,
+        min_outlets: 1,
+        window: std::time::Duration::from_secs(48 * 3600),
+        limit: 50,
+        tags: Vec::new(),
+        sources: Vec::new(),
+        include: Vec::new(),
+        exclude: Vec::new(),
+    };
+    let mut t = match topic_id {
+        Some(id) => topic(config, id)?.clone(),
+        None => all,
+    };
+    if let Some(n) = limit {
+        t.limit = n;
+    }
+    let store = open_store(config)?;
+    let stories = newsdesk::select::select(&store.reader()?, config, &t, chrono::Utc::now().timestamp())
+        .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:>4}  {:>8}  {:>7}  TITLE / OUTLETS", "RANK", "STORY", "OUTLETS")?;
+    for (i, s) in stories.iter().enumerate() {
+        let title: String = s.lead.title.chars().take(100).collect();
+        writeln!(out, "{:>4}  {:>8}  {:>7}  {title}", i + 1, s.id, s.outlets.len())?;
+        let names: Vec<&str> = s.outlets.iter().map(|o| o.name.as_str()).collect();
+        writeln!(out, "{:>23}  {}", "", names.join(", "))?;
+    }
+    writeln!(out, "{} stories in {:?}", stories.len(), t.id)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_topic(config: &Config, topic_id: &str, format: &str) -> anyhow::Result<ExitCode> {
+    let t = topic(config, topic_id)?;
+    let format = newsdesk::render::Format::from_ext(format).context("format must be rss, atom or json")?;
+    let store = open_store(config)?;
+    let stories = newsdesk::select::select(&store.reader()?, config, t, chrono::Utc::now().timestamp())
+        .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
+    let bytes = newsdesk::render::render(format, t, &stories, &config.daemon.base_url);
+    std::io::stdout().lock().write_all(&bytes)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(config: &Config, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let store = open_store(config)?;
+    let done = newsdesk::export::export(&store.reader()?, config, dir, chrono::Utc::now().timestamp())
+        .with_context(|| format!("exporting to {}", dir.display()))?;
+    for (id, n) in &done.stories {
+        println!("{id}: {n} stories");
+    }
+    println!("{} files (and .gz copies) in {}", done.files.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn opml_export(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config)?;
+    let infos = newsdesk::store::queries::source_info(&store.reader()?).context("reading sources")?;
+    std::io::stdout().lock().write_all(newsdesk::opml::export(config, &infos).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn opml_import(file: &std::path::Path, existing: Option<&Config>) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let feeds = newsdesk::opml::parse(&text).with_context(|| format!("reading {}", file.display()))?;
+    let (toml, skipped) = newsdesk::opml::to_toml(&feeds, existing);
+    std::io::stdout().lock().write_all(toml.as_bytes())?;
+    eprintln!(
+        "{} feeds in {}, {skipped} skipped (already configured or not http/https); append the blocks above to feeds.toml",
+        feeds.len(),
+        file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

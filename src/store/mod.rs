@@ -3,6 +3,7 @@
 //! WAL connections. Schema migrations run by `PRAGMA user_version` ([`schema`]).
 
 pub mod items;
+pub mod queries;
 pub mod retention;
 pub mod schema;
 pub mod sources;
@@ -50,6 +51,16 @@ impl Writer {
     /// Marks the published content as changed (readers rebuild cached output feeds).
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Caps the database size (`None`: no cap beyond the disk). Writes past the cap fail with
+    /// "database or disk is full" exactly as a full disk does, and succeed again once there
+    /// is room (retention, or a larger cap).
+    pub fn set_max_size(&mut self, bytes: Option<u64>) -> rusqlite::Result<()> {
+        let page: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = bytes.map_or(i64::from(u32::MAX) * 4, |b| (b as i64 / page.max(512)).max(1));
+        self.conn.pragma_update(None, "max_page_count", pages)?;
+        Ok(())
     }
 
     /// Drops the in-memory story state; the next [`Writer::parts`] rebuilds it from the rows.

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Serving benchmark: a 50-story topic served by newsdesk, and the very same bytes served by
+# nginx as static files (gzip_static on, pre-compressed .gz), both loaded with wrk in the same
+# run: plain, gzip and If-None-Match (304) requests, 50 connections each.
+#
+#   bench/serve.sh            # needs nginx and wrk (apt-get install nginx wrk)
+#   DURATION=30s bench/serve.sh
+#
+# newsdesk side: `newsdesk run` when it answers /healthz, else the serving half on its own
+# (`cargo run --example serve`), over a database filled by `newsdesk fetch` from file:// feeds.
+# Everything binds 127.0.0.1; nothing leaves the machine. Prints one table and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+THREADS=${THREADS:-2}
+for tool in nginx wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench/serve.sh: $tool is not installed (apt-get install nginx wrk curl)" >&2; exit 1; }
+done
+
+cargo build --release --quiet --bin newsdesk --example serve
+BIN=target/release/newsdesk
+SERVE=target/release/examples/serve
+
+WORK=$(mktemp -d /tmp/newsdesk-bench.XXXXXX)
+chmod 755 "$WORK" # nginx workers may run as another user
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ND_PORT=$(free_port)
+NGX_PORT=$(free_port)
+
+# Two outlets reporting the same 50 stories (titles reworded), plus realistic summaries.
+python3 - "$WORK" <<'PY'
+import random, string, sys, email.utils, time
+random.seed(7)
+# Made-up words, so no two stories share vocabulary and clustering keeps them apart.
+def word(): return "".join(random.choice(string.ascii_lowercase) for _ in range(random.randint(5, 9)))
+now = time.time()
+stories = []
+for i in range(50):
+    w = [word() for _ in range(6)]
+    body = " ".join(random.choice(w + [word() for _ in range(30)]) for _ in range(90))
+    stories.append((w, body, now - 60 * (i + 1)))
+for outlet, fmt in [("alpha", "{0} {1} {2} in {3} as {4} {5}"), ("beta", "{3}: {0} {1} {2} as {4} {5}")]:
+    items = []
+    for i, (w, body, t) in enumerate(stories):
+        title = fmt.format(w[0].title(), *w[1:3], w[3].title(), *w[4:]).capitalize()
+        items.append(
+            f"<item><guid>{outlet}-{i}</guid><link>https://{outlet}.example/news/{i}</link>"
+            f"<title>{title}</title><description>&lt;p&gt;{' '.join(w)}. {body}&lt;/p&gt;</description>"
+            f"<category>world</category><pubDate>{email.utils.formatdate(t)}</pubDate></item>")
+    with open(f"{sys.argv[1]}/{outlet}.xml", "w") as f:
+        f.write('<?xml version="1.0"?><rss version="2.0"><channel><title>' + outlet + '</title>'
+                '<link>https://' + outlet + '.example/</link>' + "".join(items) + "</channel></rss>")
+PY
+
+cat > "$WORK/feeds.toml" <<EOF
+[daemon]
+database = "bench.db"
+listen = "127.0.0.1:$ND_PORT"
+base_url = "http://127.0.0.1:$ND_PORT/"
+schedule = "every 6h"
+
+[[source]]
+id = "alpha"
+url = "file://$WORK/alpha.xml"
+
+[[source]]
+id = "beta"
+url = "file://$WORK/beta.xml"
+
+[[topic]]
+id = "top"
+title = "Top News"
+rank = "latest"
+limit = 50
+EOF
+"$BIN" --config "$WORK/feeds.toml" fetch >/dev/null 2>&1
+STORIES=$("$BIN" --config "$WORK/feeds.toml" stories --topic top 2>/dev/null | tail -1)
+"$BIN" --config "$WORK/feeds.toml" export "$WORK/site" >/dev/null 2>&1
+
+# newsdesk: the daemon if it serves HTTP, else the serving half alone.
+up() { curl -sf -o /dev/null --max-time 0.3 "http://127.0.0.1:$ND_PORT/healthz"; }
+SERVER="newsdesk run"
+"$BIN" --config "$WORK/feeds.toml" run 2>"$WORK/daemon.log" &
+PIDS+=($!)
+for _ in $(seq 15); do up && break; sleep 0.1; done
+if ! up; then
+  kill -INT "${PIDS[-1]}" 2>/dev/null || true
+  wait "${PIDS[-1]}" 2>/dev/null || true
+  SERVER="examples/serve"
+  "$SERVE" "$WORK/feeds.toml" "127.0.0.1:$ND_PORT" 2>"$WORK/serve.log" &
+  PIDS+=($!)
+  for _ in $(seq 50); do up && break; sleep 0.1; done
+  up || { echo "newsdesk did not start:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+fi
+
+# nginx serves the exported bytes; check they are the very bytes newsdesk serves.
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<EOF
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  types { application/rss+xml rss; application/atom+xml atom; application/feed+json json; text/html html; }
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    root $WORK/site;
+    gzip_static on;
+    etag on;
+  }
+}
+EOF
+nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" -g 'daemon off;' &
+PIDS+=($!)
+for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$NGX_PORT/topics/top.rss" && break; sleep 0.1; done
+
+ND_URL="http://127.0.0.1:$ND_PORT/topics/top.rss"
+NGX_URL="http://127.0.0.1:$NGX_PORT/topics/top.rss"
+curl -sf "$ND_URL" -o "$WORK/nd.rss"
+if ! cmp -s "$WORK/nd.rss" "$WORK/site/topics/top.rss"; then
+  echo "note: served and exported bytes differ (a story changed between the two); sizes $(wc -c <"$WORK/nd.rss") / $(wc -c <"$WORK/site/topics/top.rss")" >&2
+fi
+etag() { curl -sfI "$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }
+ND_ETAG=$(etag "$ND_URL")
+NGX_ETAG=$(etag "$NGX_URL")
+PLAIN=$(wc -c <"$WORK/nd.rss")
+GZ=$(curl -sf -H 'Accept-Encoding: gzip' "$ND_URL" | wc -c)
+
+# One wrk run: prints "req/s p99_ms".
+load() {
+  local url=$1; shift
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$WORK/wrk.out" 2>&1
+  python3 - "$WORK/wrk.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+errs = re.search(r"Socket errors: (.*)", t)
+print(f"{rps:.0f} {float(m.group(1)) * scale:.2f} {'!' if errs else ''}")
+PY
+}
+
+echo "newsdesk ($SERVER) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'): $STORIES; RSS $PLAIN bytes, gzip $GZ bytes"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION on $(nproc) cores (server and load generator share them)"
+printf '%-14s %14s %10s %14s %10s %8s\n' "request" "newsdesk req/s" "p99 ms" "nginx req/s" "p99 ms" "ratio"
+for kind in plain gzip 304; do
+  case $kind in
+    plain) ND_ARGS=(); NGX_ARGS=() ;;
+    gzip) ND_ARGS=(-H 'Accept-Encoding: gzip'); NGX_ARGS=(-H 'Accept-Encoding: gzip') ;;
+    304) ND_ARGS=(-H "If-None-Match: $ND_ETAG"); NGX_ARGS=(-H "If-None-Match: $NGX_ETAG") ;;
+  esac
+  read -r nd_rps nd_p99 nd_err < <(load "$ND_URL" "${ND_ARGS[@]}")
+  read -r ngx_rps ngx_p99 ngx_err < <(load "$NGX_URL" "${NGX_ARGS[@]}")
+  ratio=$(python3 -c "print(f'{$nd_rps / max($ngx_rps, 1):.2f}')")
+  printf '%-14s %14s %10s %14s %10s %8s\n' "$kind" "$nd_rps$nd_err" "$nd_p99" "$ngx_rps$ngx_err" "$ngx_p99" "$ratio"
+done
+echo "ratio = newsdesk req/s / nginx req/s; '!' marks socket errors in that run"

@@ -1,0 +1,724 @@
+//! Serve: the HTTP side of the daemon. Read-only; answers topic feeds from rendered bytes
+//! cached per topic and format (plain and gzip), with `ETag` / `Last-Modified` / 304, HEAD,
+//! and `Vary: Accept-Encoding`; plus the HTML index, OPML, `/healthz` and `/metrics`.
+//!
+//! A cached topic is rebuilt (select + render all formats + gzip, off the async threads) when
+//! the store's generation moved, the config was swapped, another process committed to the
+//! database (`PRAGMA data_version`, looked at once a second, so `newsdesk fetch` next to a
+//! running daemon shows up), or [`MAX_AGE`] passed: windows slide and coverage decays with
+//! time alone. Rebuilt bytes that did not change keep their ETag and Last-Modified, so
+//! clients keep getting 304s. While one request rebuilds a topic, others get the previous
+//! bytes instead of waiting.
+//!
+//! `run(listener, state, shutdown)` takes its listener and shutdown signal from the caller
+//! (mini-redis style), so tests bind `127.0.0.1:0`; it runs its own accept loop over hyper.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use rusqlite::Connection;
+
+use crate::config::{Config, TopicConfig};
+use crate::metrics::METRICS;
+use crate::render::{self, Format};
+use crate::store::{queries, sources, Store};
+
+/// A cached feed older than this is rebuilt even when nothing was stored: topic windows
+/// slide and coverage scores decay with time.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The scheduler is considered dead when its last tick is older than this.
+pub const HEARTBEAT_LIMIT: i64 = 120;
+
+/// How often the database is asked whether another process wrote to it.
+const EXTERNAL_CHECK_MS: u64 = 1000;
+
+/// What clients may cache: a minute, then revalidate (cheap: 304).
+const CACHE_CONTROL: &str = "public, max-age=60";
+
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long requests in flight may run after shutdown was asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Idle reader connections kept for reuse.
+const READER_POOL: usize = 4;
+
+/// Everything the HTTP handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database (only its readers are used here).
+    pub store: Store,
+    /// The running configuration; the daemon swaps the inner `Arc` on reload.
+    pub config: Arc<RwLock<Arc<Config>>>,
+    /// Unix seconds of the scheduler's last tick (0: not started yet).
+    pub heartbeat: Arc<AtomicI64>,
+    cache: Arc<Cache>,
+}
+
+impl AppState {
+    /// State over a store, the shared config and the scheduler's heartbeat.
+    pub fn new(store: Store, config: Arc<RwLock<Arc<Config>>>, heartbeat: Arc<AtomicI64>) -> AppState {
+        AppState { store, config, heartbeat, cache: Arc::new(Cache::default()) }
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `f` on a pooled reader connection, off the async threads.
+    async fn read<R, F>(&self, f: F) -> anyhow::Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<R> + Send + 'static,
+    {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match state.cache.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+                Some(c) => c,
+                None => state.store.reader()?,
+            };
+            let out = f(&conn);
+            let mut pool = state.cache.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < READER_POOL {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .context("database read task")?
+    }
+
+    /// A number that changes whenever stored content may have changed, from this process or
+    /// another one.
+    fn content_version(&self) -> (u64, u64) {
+        self.cache.check_external(&self.store);
+        (self.store.generation(), self.cache.external.load(Ordering::Acquire))
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    topics: RwLock<HashMap<String, Arc<TopicFeeds>>>,
+    /// One rebuild at a time per topic.
+    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    readers: Mutex<Vec<Connection>>,
+    /// Bumped when `PRAGMA data_version` says another connection committed.
+    external: AtomicU64,
+    last_check_ms: AtomicU64,
+    watch: Mutex<Option<(Connection, i64)>>,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl Cache {
+    fn check_external(&self, store: &Store) {
+        let start = *self.started.get_or_init(Instant::now);
+        let now_ms = start.elapsed().as_millis() as u64 + EXTERNAL_CHECK_MS;
+        let last = self.last_check_ms.load(Ordering::Relaxed);
+        if now_ms < last + EXTERNAL_CHECK_MS
+            || self.last_check_ms.compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        // Only the request that won the exchange gets here, once a second: a µs-scale pragma.
+        let Ok(mut watch) = self.watch.try_lock() else { return };
+        if watch.is_none() {
+            match store.reader() {
+                Ok(c) => *watch = Some((c, i64::MIN)),
+                Err(e) => {
+                    tracing::warn!("watching the database for changes: {e:#}");
+                    return;
+                }
+            }
+        }
+        if let Some((conn, seen)) = watch.as_mut() {
+            match conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
+                Ok(v) if v != *seen => {
+                    if *seen != i64::MIN {
+                        self.external.fetch_add(1, Ordering::AcqRel);
+                    }
+                    *seen = v;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("watching the database for changes: {e}"),
+            }
+        }
+    }
+}
+
+/// One topic rendered in every format.
+struct TopicFeeds {
+    version: (u64, u64),
+    config: Arc<Config>,
+    built: Instant,
+    formats: [Rendered; 3],
+}
+
+/// One rendered document with everything its responses need, prepared once.
+struct Rendered {
+    body: Bytes,
+    gzip: Bytes,
+    /// Hash of `body`, hex; the ETag is `"{tag}"`, and `"{tag}-gz"` for the gzip form.
+    tag: String,
+    etag: HeaderValue,
+    etag_gz: HeaderValue,
+    /// Unix seconds when these bytes first appeared.
+    modified: i64,
+    last_modified: HeaderValue,
+    content_type: HeaderValue,
+}
+
+impl Rendered {
+    fn new(body: Vec<u8>, format: Format, previous: Option<&Rendered>, now: i64) -> Rendered {
+        let tag = format!("{:016x}", hash(&body));
+        // Unchanged bytes keep their date; changed ones never reuse an old second, or an
+        // If-Modified-Since client could miss a change made in the same second.
+        let modified = match previous {
+            Some(p) if p.tag == tag => p.modified,
+            Some(p) => now.max(p.modified + 1),
+            None => now,
+        };
+        let gzip = gzip(&body);
+        Rendered {
+            etag: header_value(&format!("\"{tag}\"")),
+            etag_gz: header_value(&format!("\"{tag}-gz\"")),
+            last_modified: header_value(&http_date(modified)),
+            content_type: HeaderValue::from_static(format.content_type()),
+            body: Bytes::from(body),
+            gzip: Bytes::from(gzip),
+            tag,
+            modified,
+        }
+    }
+}
+
+/// A fixed-key hash of the bytes (stable across runs and Rust releases).
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6e65_7773_6465_736b, 0x6574_6167_7631);
+    h.write(bytes);
+    h.finish()
+}
+
+/// Gzip at the best level: compressed once per change, served many times.
+pub fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::best());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// An HTTP date (IMF-fixdate).
+pub fn http_date(unix: i64) -> String {
+    render::time(unix).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    // One Arc for the whole state: extracting it per request is then one reference count, not
+    // a clone of every field.
+    routes(Arc::new(state))
+}
+
+fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/topics/{file}", get(topic))
+        .route("/stories/{id}", get(story))
+        .route("/sources.opml", get(opml))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then lets the requests in
+/// flight finish (at most [`SHUTDOWN_GRACE`]).
+///
+/// Connections are served on the server's own threads, one per core, each with a
+/// single-threaded runtime (as nginx's workers do): a connection stays on one thread, so there
+/// is no work stealing or cross-thread wake-up per request, and a burst of polling and parsing
+/// in the daemon's runtime does not delay subscribers. This task only accepts, and hands the
+/// connections out in turn so the workers stay evenly loaded. Our own loop over hyper rather
+/// than `axum::serve` also bounds how long a client may take to send its headers (a slow-loris
+/// client cannot hold connections) and skips HTTP/2 and upgrades.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the listener's address")?;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let state = Arc::new(state);
+    let (stop_tx, _) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::with_capacity(threads);
+    let mut queues = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (state, stop) = (state.clone(), stop_tx.subscribe());
+        let worker = std::thread::Builder::new()
+            .name(format!("http-{i}"))
+            .spawn(move || -> anyhow::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting an HTTP worker runtime")?;
+                rt.block_on(worker(rx, state, stop));
+                Ok(())
+            })
+            .context("starting an HTTP worker thread")?;
+        workers.push(worker);
+        queues.push(tx);
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut next = 0usize;
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning; connections will close.
+                    tracing::warn!("HTTP accept on {addr}: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Small responses must not wait for Nagle's algorithm and a delayed ACK (40 ms).
+        let _ = stream.set_nodelay(true);
+        match stream.into_std() {
+            Ok(s) => {
+                let _ = queues[next % threads].send(s);
+                next = next.wrapping_add(1);
+            }
+            Err(e) => tracing::warn!("HTTP: handing over a connection: {e}"),
+        }
+    }
+    drop(listener);
+    drop(queues);
+    let _ = stop_tx.send(true);
+    tokio::task::spawn_blocking(move || {
+        for w in workers {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("HTTP worker on {addr}: {e:#}"),
+                Err(_) => tracing::error!("HTTP worker on {addr} panicked"),
+            }
+        }
+    })
+    .await
+    .context("waiting for the HTTP workers")
+}
+
+/// One worker: serves the connections it is handed until `stop`, then gives them
+/// [`SHUTDOWN_GRACE`] to finish.
+async fn worker(
+    mut incoming: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+    state: Arc<AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let app = routes(state.clone());
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            // A send or a dropped sender: either way, stop.
+            _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            s = incoming.recv() => match s {
+                Some(s) => s,
+                None => break,
+            },
+        };
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("HTTP: taking over a connection: {e}");
+                continue;
+            }
+        };
+        let service =
+            Service { state: state.clone(), router: hyper_util::service::TowerToHyperService::new(app.clone()) };
+        let mut conn_stop = stop.clone();
+        conns.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = conn_stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, async { while conns.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!("HTTP: connections still open after {}s; closing them", SHUTDOWN_GRACE.as_secs());
+    }
+}
+
+/// The connection-level service: a request for a cached, fresh topic feed (almost every
+/// request a feed server sees) is answered right here, without the router's allocations;
+/// everything else goes through the axum [`router`].
+#[derive(Clone)]
+struct Service {
+    state: Arc<AppState>,
+    router: hyper_util::service::TowerToHyperService<Router>,
+}
+
+type BoxedReply = std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+/// The future of [`Service`]: ready at once on the fast path.
+enum Reply {
+    Ready(Option<Response>),
+    Routed(BoxedReply),
+}
+
+impl Future for Reply {
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match &mut *self {
+            Reply::Ready(r) => std::task::Poll::Ready(Ok(r.take().unwrap_or_else(|| Response::new(Body::empty())))),
+            Reply::Routed(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Service {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Reply;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Reply {
+        if let Some(resp) = fast_topic(&self.state, &req) {
+            return Reply::Ready(Some(resp));
+        }
+        Reply::Routed(Box::pin(self.router.call(req)))
+    }
+}
+
+/// A GET/HEAD of `/topics/{id}.{ext}` whose rendered bytes are cached and fresh.
+fn fast_topic<B>(state: &AppState, req: &hyper::Request<B>) -> Option<Response> {
+    if !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
+        return None;
+    }
+    let (id, ext) = req.uri().path().strip_prefix("/topics/")?.rsplit_once('.')?;
+    let format = Format::from_ext(ext)?;
+    let config = state.config();
+    let feeds = fresh_feeds(state, &config, id)?;
+    count();
+    Some(respond(&feeds.formats[format.index()], req.headers()))
+}
+
+fn count() {
+    METRICS.http_requests.fetch_add(1, Ordering::Relaxed);
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!("HTTP: {e:#}");
+    text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", "internal error; see the daemon's log\n")
+}
+
+async fn topic(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    count();
+    // The whole request, not `Path` and `HeaderMap` extractors: those copy what we only read.
+    // Topic ids are slugs, so the raw (undecoded) path segment is the id.
+    let file = req.uri().path().rsplit('/').next().unwrap_or("");
+    let headers = req.headers();
+    let config = state.config();
+    let (id, format) = match file.rsplit_once('.') {
+        Some((id, ext)) => (id, Format::from_ext(ext)),
+        None => (file, None),
+    };
+    let Some(topic) = config.topics.iter().find(|t| t.id == id) else {
+        return unknown_topic(&config, id);
+    };
+    let Some(format) = format else {
+        let body =
+            format!("topic {:?} is served as /topics/{id}.rss, /topics/{id}.atom and /topics/{id}.json\n", topic.id);
+        return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", body);
+    };
+    match feeds(&state, &config, topic).await {
+        Ok(feeds) => respond(&feeds.formats[format.index()], headers),
+        Err(e) => internal(e),
+    }
+}
+
+fn unknown_topic(config: &Config, id: &str) -> Response {
+    let mut body = format!("no topic {id:?} here.\n");
+    if config.topics.is_empty() {
+        body.push_str("No topics are configured: add a [[topic]] to feeds.toml.\n");
+    } else {
+        body.push_str("Topics:\n");
+        for t in &config.topics {
+            body.push_str(&format!("  /topics/{0}.rss  /topics/{0}.atom  /topics/{0}.json  ({1})\n", t.id, t.title));
+        }
+    }
+    text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", body)
+}
+
+/// The cached feeds of `topic`, rebuilt when stale.
+/// The cached feeds of `topic` when they are still good to serve as they are.
+fn fresh_feeds(state: &AppState, config: &Arc<Config>, topic_id: &str) -> Option<Arc<TopicFeeds>> {
+    let version = state.content_version();
+    let topics = state.cache.topics.read().unwrap_or_else(|p| p.into_inner());
+    let f = topics.get(topic_id)?;
+    (f.version == version && Arc::ptr_eq(&f.config, config) && f.built.elapsed() < MAX_AGE).then(|| f.clone())
+}
+
+async fn feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) -> anyhow::Result<Arc<TopicFeeds>> {
+    let version = state.content_version();
+    let current = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
+    let fresh = |f: &TopicFeeds| f.version == version && Arc::ptr_eq(&f.config, config) && f.built.elapsed() < MAX_AGE;
+    if let Some(f) = current.as_ref().filter(|f| fresh(f)) {
+        return Ok(f.clone());
+    }
+    let lock =
+        state.cache.building.lock().unwrap_or_else(|p| p.into_inner()).entry(topic.id.clone()).or_default().clone();
+    let _guard = match (lock.try_lock(), current.as_ref()) {
+        (Ok(g), _) => g,
+        // Someone is rebuilding: the previous bytes are good enough for this request.
+        (Err(_), Some(stale)) => return Ok(stale.clone()),
+        (Err(_), None) => lock.lock().await,
+    };
+    // The rebuild we waited for may have produced what we need.
+    let current = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
+    if let Some(f) = current.as_ref().filter(|f| fresh(f)) {
+        return Ok(f.clone());
+    }
+    let (cfg, t) = (config.clone(), topic.clone());
+    let built = state
+        .read(move |conn| {
+            let now = unix_now();
+            let stories = crate::select::select(conn, &cfg, &t, now)
+                .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
+            let formats = Format::ALL.map(|f| {
+                let body = render::render(f, &t, &stories, &cfg.daemon.base_url);
+                Rendered::new(body, f, current.as_ref().map(|c| &c.formats[f.index()]), now)
+            });
+            Ok(TopicFeeds { version, config: cfg, built: Instant::now(), formats })
+        })
+        .await?;
+    let built = Arc::new(built);
+    state.cache.topics.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
+    Ok(built)
+}
+
+/// A 200 or a 304 for one cached document, honouring the request's validators and encoding.
+fn respond(r: &Rendered, req: &HeaderMap) -> Response {
+    let gz = accepts_gzip(req);
+    let not_modified = match req.get(header::IF_NONE_MATCH) {
+        // If-None-Match wins over If-Modified-Since when both are sent (RFC 9110 13.2.2).
+        Some(inm) => etag_matches(inm, &r.tag),
+        None => req
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+            .is_some_and(|since| r.modified <= since.timestamp()),
+    };
+    let mut resp = if not_modified {
+        METRICS.http_not_modified.fetch_add(1, Ordering::Relaxed);
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp
+    } else {
+        let mut resp = Response::new(Body::from(if gz { r.gzip.clone() } else { r.body.clone() }));
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, r.content_type.clone());
+        if gz {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        resp
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, if gz { r.etag_gz.clone() } else { r.etag.clone() });
+    h.insert(header::LAST_MODIFIED, r.last_modified.clone());
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    resp
+}
+
+/// Whether an `If-None-Match` list names `tag` (weak comparison; either encoding's tag).
+fn etag_matches(inm: &HeaderValue, tag: &str) -> bool {
+    let Ok(s) = inm.to_str() else { return false };
+    s.split(',').map(str::trim).any(|t| {
+        let t = t.strip_prefix("W/").unwrap_or(t).trim_matches('"');
+        t == "*" || t == tag || t.strip_suffix("-gz") == Some(tag)
+    })
+}
+
+/// Whether `Accept-Encoding` allows gzip (present and not `q=0`).
+fn accepts_gzip(req: &HeaderMap) -> bool {
+    req.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|part| {
+        let mut it = part.split(';');
+        let coding = it.next().unwrap_or("").trim();
+        let q = it
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .next()
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip")) && q > 0.0
+    })
+}
+
+async fn index(State(state): State<Arc<AppState>>) -> Response {
+    count();
+    let config = state.config();
+    match state.read(move |conn| Ok(render::html::index(&config, Some(&sources::all(conn)?), unix_now()))).await {
+        Ok(html) => text(StatusCode::OK, "text/html; charset=utf-8", html),
+        Err(e) => internal(e),
+    }
+}
+
+async fn opml(State(state): State<Arc<AppState>>) -> Response {
+    count();
+    let config = state.config();
+    match state.read(move |conn| Ok(crate::opml::export(&config, &queries::source_info(conn)?))).await {
+        Ok(xml) => {
+            let mut r = text(StatusCode::OK, "text/x-opml; charset=utf-8", xml);
+            r.headers_mut()
+                .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline; filename=\"newsdesk.opml\""));
+            r
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn story(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    count();
+    let Ok(id) = id.parse::<i64>() else {
+        return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "no such story\n");
+    };
+    match state.read(move |conn| Ok(queries::story_link(conn, id)?)).await {
+        Ok(Some(link)) => match render::absolute_url(&link) {
+            Some(l) => {
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::FOUND;
+                r.headers_mut().insert(header::LOCATION, header_value(&l));
+                r
+            }
+            None => text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "this story has no link\n"),
+        },
+        Ok(None) => text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "no such story (it may have expired)\n"),
+        Err(e) => internal(e),
+    }
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    count();
+    let db = state.read(|conn| Ok(queries::ping(conn)?)).await;
+    let beat = state.heartbeat.load(Ordering::Acquire);
+    let age = unix_now() - beat;
+    let scheduler_ok = beat > 0 && age < HEARTBEAT_LIMIT;
+    let (status, body) = match (&db, scheduler_ok) {
+        (Ok(n), true) => {
+            (StatusCode::OK, serde_json::json!({"status": "ok", "sources": n, "heartbeat_age_seconds": age}))
+        }
+        (Ok(_), false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "status": "unavailable",
+                "error": if beat == 0 { "scheduler not started".to_string() } else { format!("scheduler silent for {age}s") },
+            }),
+        ),
+        (Err(e), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable", "error": format!("database: {e:#}")}),
+        ),
+    };
+    let mut r = text(status, "application/json", format!("{body}\n"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    count();
+    match state.read(|conn| Ok(queries::counts(conn)?)).await {
+        Ok(c) => {
+            let gauges = [
+                ("newsdesk_sources", "Sources in the database.", c.sources as f64),
+                ("newsdesk_sources_failing", "Sources whose last poll failed.", c.failing as f64),
+                ("newsdesk_stories", "Live stories.", c.stories as f64),
+                ("newsdesk_items", "Stored items.", c.items as f64),
+            ];
+            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", METRICS.render(&gauges))
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn not_found() -> Response {
+    count();
+    text(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "not found. Endpoints: / · /topics/{id}.rss|.atom|.json · /sources.opml · /healthz · /metrics\n",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditional_headers() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert!(etag_matches(&v("\"abc\""), "abc"));
+        assert!(etag_matches(&v("W/\"abc-gz\", \"x\""), "abc"));
+        assert!(etag_matches(&v("*"), "abc"));
+        assert!(!etag_matches(&v("\"abd\""), "abc"));
+        let mut h = HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, v("br, gzip;q=0.5"));
+        assert!(accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, v("gzip;q=0, br"));
+        assert!(!accepts_gzip(&h));
+        assert_eq!(http_date(1_750_000_000), "Sun, 15 Jun 2025 15:06:40 GMT");
+        assert!(chrono::DateTime::parse_from_rfc2822(&http_date(1_750_000_000)).is_ok());
+    }
+
+    #[test]
+    fn unchanged_bytes_keep_their_date_changed_ones_move_forward() {
+        let a = Rendered::new(b"one".to_vec(), Format::Rss, None, 100);
+        let same = Rendered::new(b"one".to_vec(), Format::Rss, Some(&a), 200);
+        assert_eq!((same.modified, &same.tag), (100, &a.tag));
+        let b = Rendered::new(b"two".to_vec(), Format::Rss, Some(&a), 100);
+        assert_eq!(b.modified, 101);
+        assert_ne!(b.tag, a.tag);
+        let mut d = flate2::read::GzDecoder::new(&b.gzip[..]);
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut d, &mut out).unwrap();
+        assert_eq!(out, "two");
+    }
+}
