@@ -1,0 +1,4 @@
+//! Shared bench support. Each bench uses only part of it.
+#![allow(dead_code)]
+
+pub mod farm;
