@@ -143,25 +143,48 @@ impl Poller {
                         let max_items = self.config.daemon.max_items;
                         let base = f.final_url.clone();
                         let ct = f.content_type.clone();
+                        // Items already past retention would be pruned at once (and come
+                        // back on every poll once their tombstones expire).
+                        let cutoff = now
+                            - chrono::Duration::from_std(self.config.daemon.retention)
+                                .unwrap_or(chrono::Duration::days(30));
+                        let configured_title = source.title.clone();
+                        let source_id = id.clone();
+                        // Parsing, sanitising and clustering features run here, in parallel;
+                        // the single writer then only scores and stores.
                         let parsed = tokio::task::spawn_blocking(move || {
-                            crate::parse::parse_feed(&body, ct.as_deref(), &base, max_items, now)
+                            let mut feed = crate::parse::parse_feed(&body, ct.as_deref(), &base, max_items, now)?;
+                            feed.items.retain(|i| i.published.is_none_or(|p| p >= cutoff));
+                            let outlet = configured_title.or_else(|| feed.title.clone()).unwrap_or(source_id);
+                            let features = feed
+                                .items
+                                .iter()
+                                .map(|it| {
+                                    crate::store::stories::features(
+                                        &it.title,
+                                        it.summary_html.as_deref().or(it.content_html.as_deref()),
+                                        it.link.as_deref(),
+                                        &outlet,
+                                    )
+                                })
+                                .collect::<Vec<_>>();
+                            Ok::<_, crate::parse::ParseError>((feed, features))
                         })
                         .await;
                         match parsed {
-                            Ok(Ok(mut feed)) => {
-                                // Items already past retention would be pruned at once (and
-                                // come back on every poll once their tombstones expire).
-                                let cutoff = now
-                                    - chrono::Duration::from_std(self.config.daemon.retention)
-                                        .unwrap_or(chrono::Duration::days(30));
-                                feed.items.retain(|i| i.published.is_none_or(|p| p >= cutoff));
+                            Ok(Ok((feed, features))) => {
                                 if feed.items_dropped > 0 {
                                     tracing::warn!(source = %id, url = %url, kept = feed.items.len(), dropped = feed.items_dropped, "feed exceeds the per-feed item cap (max_items); extra items dropped");
                                 }
                                 let ttl = feed.ttl_minutes.map(|m| Duration::from_secs(u64::from(m) * 60));
                                 let hint = f.max_age.max(ttl);
                                 (
-                                    PollResult::Content { feed, validators: f.validators, http_status: f.status },
+                                    PollResult::Content {
+                                        feed,
+                                        features,
+                                        validators: f.validators,
+                                        http_status: f.status,
+                                    },
                                     moved_to,
                                     hint,
                                 )

@@ -79,7 +79,7 @@ pub fn parse_feed(
         }
     };
     let mut feed = convert(parsed, base, max_items, now);
-    if xml {
+    if xml && (prepared.contains("<skipHours") || prepared.contains("<skipDays")) {
         feed.skip = skip_rules(&prepared);
     }
     Ok(feed)
@@ -156,8 +156,10 @@ fn http_charset(content_type: Option<&str>) -> Option<&'static encoding_rs::Enco
 static PROLOG_ENCODING: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']"#).unwrap_or_else(|e| unreachable!("constant regex: {e}"))
 });
+/// How far into a document the root element is looked for.
+const ROOT_SEARCH: usize = 16 * 1024;
 static ROOT_RSS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?s)^(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)*<rss\b([^>]*)>"#)
+    Regex::new(r#"(?s)^(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)*<rss(?-u:\b)([^>]*)>"#)
         .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
 });
 static RSS_VERSION: LazyLock<Regex> = LazyLock::new(|| {
@@ -187,7 +189,16 @@ fn prepare_xml(text: &str) -> std::borrow::Cow<'_, str> {
             s.replace_range(..end, &prolog);
         }
     }
-    if let Some(c) = ROOT_RSS.captures(&s) {
+    // The root element is near the start: never scan a whole document for it.
+    let head = |s: &str| {
+        let mut n = s.len().min(ROOT_SEARCH);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        n
+    };
+    let h = head(&s);
+    if let Some(c) = ROOT_RSS.captures(&s[..h]) {
         if let Some(attrs) = c.get(1) {
             // RSS has no namespace; a default xmlns on <rss> (userland, harvard) hides every
             // element from feed-rs.
@@ -197,7 +208,8 @@ fn prepare_xml(text: &str) -> std::borrow::Cow<'_, str> {
             }
         }
     }
-    if let Some(c) = ROOT_RSS.captures(&s) {
+    let h = head(&s);
+    if let Some(c) = ROOT_RSS.captures(&s[..h]) {
         if let Some(attrs) = c.get(1) {
             let version = RSS_VERSION.captures(attrs.as_str()).and_then(|v| v.get(1)).map(|v| v.as_str().to_string());
             if !matches!(version.as_deref(), Some("2.0" | "0.91" | "0.92" | "")) {
@@ -208,7 +220,8 @@ fn prepare_xml(text: &str) -> std::borrow::Cow<'_, str> {
         }
         // `<rss>` with items but no `<channel>` (seen in old feeds): feed-rs needs the channel.
         if !s.contains("<channel") {
-            if let (Some(open_end), Some(close)) = (ROOT_RSS.find(&s).map(|m| m.end()), s.rfind("</rss")) {
+            let h = head(&s);
+            if let (Some(open_end), Some(close)) = (ROOT_RSS.find(&s[..h]).map(|m| m.end()), s.rfind("</rss")) {
                 if close >= open_end {
                     s.insert_str(close, "</channel>");
                     s.insert_str(open_end, "<channel>");

@@ -122,7 +122,7 @@ impl Default for StoryParams {
             mass_terms: 160,
             index_terms: 10,
             query_terms: 8,
-            max_postings: 32,
+            max_postings: 12,
             recent_stories: 8,
             posting_cap: 256,
             near_dup_jaccard: 0.6,
@@ -726,8 +726,22 @@ fn add_sorted(a: &[(u64, f32)], b: &[(u64, f32)]) -> Vec<(u64, f32)> {
     out
 }
 
+/// Stories (closest first) checked for a near-copy of a new article.
+const NEAR_DUP_STORIES: usize = 3;
+
+/// A near-copy's cosine with its story is far above this.
+const NEAR_DUP_MIN_SIM: f64 = 0.15;
+
+/// Whether two sets of sizes `a` and `b` can have a Jaccard index of at least `t`
+/// (|A ∩ B| / |A ∪ B| ≤ min / max).
+fn could_reach(a: usize, b: usize, t: f64) -> bool {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    hi == 0 || lo as f64 >= t * hi as f64
+}
+
 /// Raw (pre-IDF) features of one article.
-struct Features {
+#[derive(Clone, Debug)]
+pub struct Features {
     /// Raw term weights, sorted by term hash.
     terms: Vec<(u64, f32)>,
     /// Near-duplicate shingles.
@@ -739,7 +753,9 @@ struct Features {
 }
 
 impl Features {
-    fn extract(art: &Article, p: &StoryParams) -> Features {
+    /// Extracts an article's features: pure and independent of the engine's state, so it can
+    /// run in parallel, away from the single thread that owns the engine.
+    pub fn extract(art: &Article, p: &StoryParams) -> Features {
         let title = strip_outlet(art.title, art.outlet);
         let mut raw: IdMap<f32> = IdMap::default();
         let mut put = |key: u64, w: f64| {
@@ -910,8 +926,12 @@ impl StoryIndex {
     /// id if needed) without scoring candidates. `item` is the caller's id for the article,
     /// which `near_duplicate_of` will refer to.
     pub fn restore(&mut self, art: &Article, item: u64, story: u64, copy: bool) {
-        let now = art.time;
         let f = Features::extract(art, &self.params);
+        self.restore_features(f, art.time, item, story, copy);
+    }
+
+    /// [`StoryIndex::restore`] with features extracted beforehand.
+    pub fn restore_features(&mut self, f: Features, now: i64, item: u64, story: u64, copy: bool) {
         let existing = self.stories.contains_key(&story).then_some(story);
         if self.params.story_level_df {
             self.learn_story_df(&f.terms, existing, now);
@@ -946,10 +966,22 @@ impl StoryIndex {
 
     /// Assigns an article to a story (joining, opening and possibly merging).
     pub fn assign(&mut self, art: &Article) -> Assignment {
-        let now = art.time;
+        let f = Features::extract(art, &self.params);
+        self.assign_features(f, art.time)
+    }
+
+    /// Like [`StoryIndex::assign_as`], with features extracted beforehand ([`Features::extract`]
+    /// with this engine's parameters).
+    pub fn assign_features_as(&mut self, f: Features, time: i64, item: u64) -> Assignment {
+        self.next_item = item;
+        let a = self.assign_features(f, time);
+        self.next_item = self.next_item.max(item + 1);
+        a
+    }
+
+    fn assign_features(&mut self, f: Features, now: i64) -> Assignment {
         let item = self.next_item;
         self.next_item += 1;
-        let f = Features::extract(art, &self.params);
 
         let hl = self.params.df_half_life;
         let story_df = self.params.story_level_df;
@@ -1057,17 +1089,29 @@ impl StoryIndex {
             }
             let threshold = p.join_threshold + p.threshold_rise(quiet);
             let sim = dot(vec, &s.centroid);
-            let mut dup = None;
-            // Near-copies share most words, so only check stories that are already close.
-            if sim >= 0.5 * p.join_threshold {
-                for m in &s.recent {
-                    let j = if m.url != 0 && m.url == f.url { 1.0 } else { jaccard(&m.shingles, &f.shingles) };
-                    if j >= p.near_dup_jaccard && dup.is_none_or(|(_, bj)| j > bj) {
-                        dup = Some((m.item, j));
-                    }
+            out.push(Scored { id, sim, threshold, dup: None });
+        }
+        // Near-copies share most words, so they are among the few closest stories: checking
+        // only those keeps the shingle comparisons per item small and constant.
+        let mut order: Vec<usize> = (0..out.len()).filter(|&i| out[i].sim >= NEAR_DUP_MIN_SIM).collect();
+        order.sort_unstable_by(|&a, &b| out[b].sim.total_cmp(&out[a].sim));
+        order.truncate(NEAR_DUP_STORIES);
+        for i in order {
+            let Some(s) = self.stories.get(&out[i].id) else { continue };
+            let mut dup: Option<(u64, f64)> = None;
+            for m in &s.recent {
+                let j = if m.url != 0 && m.url == f.url {
+                    1.0
+                } else if !could_reach(m.shingles.len(), f.shingles.len(), p.near_dup_jaccard) {
+                    continue;
+                } else {
+                    jaccard(&m.shingles, &f.shingles)
+                };
+                if j >= p.near_dup_jaccard && dup.is_none_or(|(_, bj)| j > bj) {
+                    dup = Some((m.item, j));
                 }
             }
-            out.push(Scored { id, sim, threshold, dup });
+            out[i].dup = dup;
         }
         out
     }

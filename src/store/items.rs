@@ -3,11 +3,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::stories::{self, StoryInput};
+use super::stories;
 use crate::dedup::identity::identities;
-use crate::dedup::story::StoryIndex;
+use crate::dedup::story::{Features, StoryIndex};
 use crate::model::Feed;
-use crate::normalize::text::quick_text;
 
 /// What storing one document did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,11 +24,14 @@ pub struct IngestCounts {
 }
 
 /// Stores every item of `feed` for `source_id` inside `tx` (see [`crate::dedup::identity`]).
+/// `features` are the items' clustering features in the same order (computed in the parallel
+/// parse step; missing ones are computed here).
 pub fn ingest(
     tx: &Transaction,
     engine: &mut StoryIndex,
     source_id: &str,
     feed: &Feed,
+    features: &[Features],
     now: DateTime<Utc>,
 ) -> rusqlite::Result<IngestCounts> {
     let now_s = now.timestamp();
@@ -65,7 +67,7 @@ pub fn ingest(
                             authors, categories, content_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for (it, id) in feed.items.iter().zip(&ids) {
+    for (n, (it, id)) in feed.items.iter().zip(&ids).enumerate() {
         let hash = it.content_hash as i64;
         let authors = serde_json::to_string(&it.authors).unwrap_or_else(|_| "[]".into());
         let categories = serde_json::to_string(&it.categories).unwrap_or_else(|_| "[]".into());
@@ -148,19 +150,16 @@ pub fn ingest(
         ])?;
         let item_id = tx.last_insert_rowid();
         add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
-        let summary = it.summary_html.as_deref().or(it.content_html.as_deref()).map(|h| quick_text(h, 400));
-        stories::assign(
-            tx,
-            engine,
-            &StoryInput {
-                item_id,
-                title: &it.title,
-                summary: summary.as_deref().unwrap_or(""),
-                url: it.link.as_deref().unwrap_or(""),
-                outlet: &outlet,
-                time: published.min(now_s),
-            },
-        )?;
+        let f = match features.get(n) {
+            Some(f) => f.clone(),
+            None => stories::features(
+                &it.title,
+                it.summary_html.as_deref().or(it.content_html.as_deref()),
+                it.link.as_deref(),
+                &outlet,
+            ),
+        };
+        stories::assign(tx, engine, item_id, f, published.min(now_s))?;
         counts.new += 1;
     }
     Ok(counts)

@@ -114,6 +114,8 @@ pub enum PollResult {
     Content {
         /// The parsed feed.
         feed: Feed,
+        /// Clustering features of `feed.items`, in order.
+        features: Vec<crate::dedup::story::Features>,
         /// Validators to keep.
         validators: Validators,
         /// HTTP status (200 for files).
@@ -166,7 +168,14 @@ pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestC
 }
 
 fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
-    let (conn, engine) = w.parts(rec.now.timestamp())?;
+    // Only new content needs the story engine (rebuilt from the rows on first use): a 304 or
+    // an error must not pay for that.
+    let (conn, mut engine) = if matches!(rec.result, PollResult::Content { .. }) {
+        let (c, e) = w.parts(rec.now.timestamp())?;
+        (c, Some(e))
+    } else {
+        (&mut w.conn, None)
+    };
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = rec.now.timestamp();
     let next_due = rec.next_due.timestamp();
@@ -175,8 +184,10 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCo
         tx.execute("UPDATE sources SET url = ?2 WHERE id = ?1", params![rec.source_id, url])?;
     }
     match &rec.result {
-        PollResult::Content { feed, validators, http_status } => {
-            counts = items::ingest(&tx, engine, &rec.source_id, feed, rec.now)?;
+        PollResult::Content { feed, features, validators, http_status } => {
+            if let Some(engine) = engine.take() {
+                counts = items::ingest(&tx, engine, &rec.source_id, feed, features, rec.now)?;
+            }
             tx.execute(
                 "UPDATE sources SET status = 'ok', http_status = ?2, last_error = NULL, last_poll = ?3, last_success = ?3,
                         next_due = ?4, failures = 0, retry_after = NULL, etag = ?5, last_modified = ?6,

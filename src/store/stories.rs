@@ -4,42 +4,43 @@
 
 use rusqlite::{params, Connection, Transaction};
 
-use crate::dedup::story::{Article, StoryIndex, StoryParams};
+use crate::dedup::story::{Article, Features, StoryIndex, StoryParams};
+use crate::normalize::text::quick_text;
 
-/// What clustering needs of one item.
-pub struct StoryInput<'a> {
-    /// The item's row id.
-    pub item_id: i64,
-    /// Plain-text title.
-    pub title: &'a str,
-    /// Plain-text summary (may be empty).
-    pub summary: &'a str,
-    /// Link.
-    pub url: &'a str,
-    /// Outlet name.
-    pub outlet: &'a str,
-    /// Unix seconds.
-    pub time: i64,
+/// The clustering features of a stored item: the same text preparation at ingest, in the
+/// parallel parse step, and when the engine is rebuilt after a restart.
+pub fn features(title: &str, summary_html: Option<&str>, url: Option<&str>, outlet: &str) -> Features {
+    let summary = summary_html.map(|h| quick_text(h, SUMMARY_CHARS)).unwrap_or_default();
+    let art = Article { title, summary: &summary, url: url.unwrap_or(""), outlet, time: 0 };
+    Features::extract(&art, &StoryParams::default())
 }
 
-/// Assigns one freshly inserted item to a story and records it (story row, merges).
-pub fn assign(tx: &Transaction, engine: &mut StoryIndex, input: &StoryInput) -> rusqlite::Result<u64> {
-    let art =
-        Article { title: input.title, summary: input.summary, url: input.url, outlet: input.outlet, time: input.time };
-    let a = engine.assign_as(&art, input.item_id as u64);
+/// Characters of an item's summary text that clustering reads.
+const SUMMARY_CHARS: usize = 400;
+
+/// Assigns one freshly inserted item (with its [`features`]) to a story at `time` and records
+/// it (story row, merges).
+pub fn assign(
+    tx: &Transaction,
+    engine: &mut StoryIndex,
+    item_id: i64,
+    features: Features,
+    time: i64,
+) -> rusqlite::Result<u64> {
+    let a = engine.assign_features_as(features, time, item_id as u64);
     let story = a.story as i64;
     tx.prepare_cached(
         "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2)
          ON CONFLICT(id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
     )?
-    .execute(params![story, input.time])?;
+    .execute(params![story, time])?;
     for gone in &a.merged {
         let gone = *gone as i64;
         // Older id survives: the younger story's items move, its row stays as a redirect.
         tx.prepare_cached(
             "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2) ON CONFLICT(id) DO NOTHING",
         )?
-        .execute(params![gone, input.time])?;
+        .execute(params![gone, time])?;
         tx.prepare_cached("UPDATE stories SET merged_into = ?1 WHERE id = ?2 OR merged_into = ?2")?
             .execute(params![story, gone])?;
         tx.prepare_cached("UPDATE items SET story_id = ?1 WHERE story_id = ?2")?.execute(params![story, gone])?;
@@ -49,7 +50,7 @@ pub fn assign(tx: &Transaction, engine: &mut StoryIndex, input: &StoryInput) -> 
         .execute(params![story, gone])?;
     }
     tx.prepare_cached("UPDATE items SET story_id = ?1, copy_of = ?2, story_time = ?3 WHERE id = ?4")?
-        .execute(params![story, a.near_duplicate_of.map(|i| i as i64), input.time, input.item_id])?;
+        .execute(params![story, a.near_duplicate_of.map(|i| i as i64), time, item_id])?;
     Ok(a.story)
 }
 
@@ -91,9 +92,9 @@ pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> rusqlite::Re
     for row in rows {
         let (id, title, summary, url, story, time, copy, outlet) = row?;
         let story = resolve(conn, story)?.unwrap_or(story);
-        let summary = crate::normalize::text::plain_text(&summary);
-        let art = Article { title: &title, summary: &summary, url: &url, outlet: &outlet, time };
-        engine.restore(&art, id as u64, story as u64, copy);
+        // Exactly what ingest clustered on.
+        let f = features(&title, Some(summary.as_str()).filter(|s| !s.is_empty()), Some(url.as_str()), &outlet);
+        engine.restore_features(f, time, id as u64, story as u64, copy);
     }
     engine.expire(now);
     Ok(engine)
