@@ -63,6 +63,10 @@ pub fn parse_feed(
     let text = to_utf8(body, content_type);
     let xml = text.trim_start_matches('\u{FEFF}').trim_start().starts_with('<');
     let prepared = if xml { prepare_xml(&text) } else { text.clone() };
+    let (prepared, cut) = match cut_entries_over_cap(&prepared, xml, max_items) {
+        Some((shorter, cut)) => (std::borrow::Cow::Owned(shorter), cut),
+        None => (prepared, 0),
+    };
     let parsed = match run_feed_rs(prepared.as_bytes(), base) {
         Ok(f) => f,
         Err(first) => {
@@ -79,10 +83,154 @@ pub fn parse_feed(
         }
     };
     let mut feed = convert(parsed, base, max_items, now);
+    feed.items_dropped += cut;
     if xml && (prepared.contains("<skipHours") || prepared.contains("<skipDays")) {
         feed.skip = skip_rules(&prepared);
     }
     Ok(feed)
+}
+
+/// Cuts the entries past `max_items` out of the document before feed-rs reads it, and says
+/// how many it cut. feed-rs builds every entry of a document (about 700 bytes each, even
+/// empty), so a cap applied afterwards let 10 MB of `<item/>` cost a gigabyte. `None` when
+/// there is nothing to cut. The entries kept are the first ones, as feed-rs would list them.
+fn cut_entries_over_cap(doc: &str, xml: bool, max_items: usize) -> Option<(String, usize)> {
+    if max_items == 0 {
+        return None;
+    }
+    let cuts = if xml { xml_entries_over_cap(doc, max_items) } else { json_items_over_cap(doc, max_items) };
+    if cuts.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(doc.len());
+    let mut at = 0;
+    let mut cut = 0;
+    for (range, entries) in cuts {
+        out.push_str(doc.get(at..range.start)?);
+        at = range.end;
+        cut += entries;
+    }
+    out.push_str(doc.get(at..)?);
+    Some((out, cut))
+}
+
+/// Byte ranges of the RSS `<item>`s / Atom `<entry>`s past the first `max_items` (one entry
+/// each). Entries are the outermost `item`/`entry` elements with the name and depth of the
+/// first one. A document quick-xml cannot read is cut only up to the error: feed-rs, which
+/// reads with the same quick-xml, will fail there anyway.
+fn xml_entries_over_cap(doc: &str, max_items: usize) -> Vec<(std::ops::Range<usize>, usize)> {
+    use quick_xml::events::Event;
+    // Cheap test first: no more tags that could be entries than the cap, nothing to do.
+    let candidates = doc.matches("item").count() + doc.matches("entry").count();
+    if candidates <= max_items {
+        return Vec::new();
+    }
+    let is_entry = |local: &str| local == "item" || local == "entry";
+    let mut reader = quick_xml::Reader::from_str(doc);
+    let mut cuts: Vec<(std::ops::Range<usize>, usize)> = Vec::new();
+    // Consecutive entries (only whitespace between) make one cut: a few ranges, not millions.
+    let mut push = |range: std::ops::Range<usize>| match cuts.last_mut() {
+        Some((last, n)) if doc.get(last.end..range.start).is_some_and(|gap| gap.trim().is_empty()) => {
+            last.end = range.end;
+            *n += 1;
+        }
+        _ => cuts.push((range, 1)),
+    };
+    let mut depth = 0usize;
+    let mut kind: Option<(String, usize)> = None;
+    let mut open: Option<(usize, usize)> = None; // (depth, start) of the entry being read
+    let mut seen = 0usize;
+    loop {
+        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let event = match reader.read_event() {
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(e) => e,
+        };
+        let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let empty = matches!(event, Event::Empty(_));
+        match event {
+            Event::Start(e) | Event::Empty(e) if open.is_none() && is_entry(e.local_name().as_ref()) => {
+                let name = e.name().as_ref().to_string();
+                let first = kind.get_or_insert_with(|| (name.clone(), depth));
+                if first.0 == name && first.1 == depth {
+                    seen += 1;
+                    if empty {
+                        if seen > max_items {
+                            push(before..after);
+                        }
+                    } else {
+                        open = Some((depth, before));
+                    }
+                }
+                if !empty {
+                    depth += 1;
+                }
+            }
+            Event::Start(_) => depth += 1,
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if let Some((d, start)) = open {
+                    if d == depth {
+                        open = None;
+                        if seen > max_items {
+                            push(start..after);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    cuts
+}
+
+/// The byte range of the JSON Feed `items` past the first `max_items` (from the comma before
+/// the first excess item to the closing `]`), with how many items it holds. A light scan of
+/// the top-level object: strings (with escapes) and nesting are tracked, nothing is built.
+fn json_items_over_cap(doc: &str, max_items: usize) -> Vec<(std::ops::Range<usize>, usize)> {
+    if doc.matches('{').count() <= max_items {
+        return Vec::new();
+    }
+    let b = doc.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    let mut last_key: (usize, usize) = (0, 0); // the last string closed at depth 1
+    let mut items_depth: Option<usize> = None; // depth inside the `items` array
+    let (mut commas, mut cut_from) = (0usize, None);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 {
+                    last_key = (start, i.min(b.len()));
+                }
+            }
+            b'[' if depth == 1 && items_depth.is_none() && b.get(last_key.0..last_key.1) == Some(b"items") => {
+                depth += 1;
+                items_depth = Some(depth);
+            }
+            b'{' | b'[' => depth += 1,
+            b']' if items_depth == Some(depth) => {
+                return match cut_from {
+                    Some(from) => vec![(from..i, commas + 1 - max_items)],
+                    None => Vec::new(),
+                };
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' if items_depth == Some(depth) => {
+                commas += 1;
+                if commas == max_items {
+                    cut_from = Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Vec::new()
 }
 
 fn trim_ascii_start(b: &[u8]) -> &[u8] {
@@ -500,6 +648,55 @@ mod tests {
         xml.push_str("</channel></rss>");
         let f = parse_feed(xml.as_bytes(), None, &base(), 10, Utc::now()).unwrap();
         assert_eq!((f.items.len(), f.items_dropped), (10, 40));
+    }
+
+    #[test]
+    fn item_cap_applies_before_feed_rs_builds_entries() {
+        // Entries past the cap are cut from the text, in every format; the first ones stay.
+        let mut rss = String::from("<rss version=\"2.0\"><channel><title>x</title>");
+        let mut atom = String::from("<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>x</title>");
+        let mut rdf = String::from(
+            "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\" xmlns=\"http://purl.org/rss/1.0/\"><channel><title>x</title></channel>",
+        );
+        let mut json = String::from("{\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"x\",\"items\":[");
+        for i in 0..50 {
+            rss.push_str(&format!("<item><guid>{i}</guid><title>t{i}</title><category>item</category></item><item/>"));
+            atom.push_str(&format!("<entry><id>{i}</id><title>t{i}</title></entry>"));
+            rdf.push_str(&format!("<item rdf:about=\"https://x.example/{i}\"><title>t{i}</title><link>https://x.example/{i}</link></item>"));
+            json.push_str(&format!(
+                "{}{{\"id\":\"{i}\",\"title\":\"t{i} ]}} \\\" [\",\"tags\":[\"a\",\"b\"]}}",
+                if i > 0 { "," } else { "" }
+            ));
+        }
+        rss.push_str("<ttl>60</ttl></channel></rss>");
+        atom.push_str("</feed>");
+        rdf.push_str("</rdf:RDF>");
+        json.push_str("],\"home_page_url\":\"https://x.example/\"}");
+        for (name, doc, xml) in
+            [("rss", &rss, true), ("atom", &atom, true), ("rdf", &rdf, true), ("json", &json, false)]
+        {
+            let (_, cut) = cut_entries_over_cap(doc, xml, 10).unwrap();
+            assert_eq!(cut, if name == "rss" { 90 } else { 40 }, "{name}");
+            let now = Utc::now();
+            let f = parse_feed(doc.as_bytes(), None, &base(), 10, now).unwrap();
+            // What the cap gave when feed-rs read the whole document.
+            let uncut = convert(run_feed_rs(doc.as_bytes(), &base()).unwrap(), &base(), 10, now);
+            assert_eq!(f.items, uncut.items, "{name}: the same first items");
+            assert_eq!((f.items.len(), f.items_dropped), (10, uncut.items_dropped), "{name}");
+            assert_eq!((f.title.as_deref(), f.ttl_minutes), (Some("x"), uncut.ttl_minutes), "{name}");
+        }
+        assert_eq!(parse_feed(rss.as_bytes(), None, &base(), 100, Utc::now()).unwrap().items.len(), 100);
+        // Truncated anywhere (unterminated strings, tags, arrays): no panic, and never a cut
+        // that leaves fewer than the cap.
+        for doc in [&rss, &atom, &rdf, &json] {
+            for end in (0..doc.len()).step_by(7).filter(|e| doc.is_char_boundary(*e)) {
+                if let Some((shorter, cut)) = cut_entries_over_cap(&doc[..end], !doc.starts_with('{'), 3) {
+                    assert!(cut > 0 && shorter.len() < end);
+                }
+            }
+        }
+        assert!(cut_entries_over_cap(&rss, true, 100).is_none());
+        assert!(cut_entries_over_cap(&json, false, 50).is_none());
     }
 
     #[test]

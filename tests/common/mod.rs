@@ -25,7 +25,13 @@ pub enum Reply {
     Endless,
     /// Accept and never answer.
     Hang,
+    /// Decided per request: called with the 0-based number of this request to the path and
+    /// the request headers (lower-case names), returns the reply to send.
+    Script(Script),
 }
+
+/// The function behind [`Reply::Script`].
+pub type Script = Arc<dyn Fn(usize, &HashMap<String, String>) -> Reply + Send + Sync>;
 
 impl Reply {
     pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
@@ -41,6 +47,10 @@ impl Reply {
             body: Vec::new(),
         }
     }
+    /// `first` for the first request to the path, `then` for every later one.
+    pub fn then(first: Reply, then: Reply) -> Reply {
+        Reply::Script(Arc::new(move |n, _| if n == 0 { first.clone() } else { then.clone() }))
+    }
     pub fn with_header(mut self, k: &str, v: &str) -> Reply {
         if let Reply::Full { headers, .. } = &mut self {
             headers.push((k.into(), v.into()));
@@ -54,6 +64,8 @@ impl Reply {
 pub struct Seen {
     pub path: String,
     pub headers: HashMap<String, String>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 /// A scripted HTTP/1.1 server. Replies marked `etag` honour `If-None-Match` with a 304.
@@ -66,6 +78,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
+        TestServer::start_on("127.0.0.1")
+    }
+
+    /// A server on another loopback address (e.g. `127.0.0.2`): another host for per-host limits.
+    pub fn start_on(ip: &str) -> TestServer {
+        let ip = ip.to_string();
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -73,7 +91,7 @@ impl TestServer {
         let rt = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = TcpListener::bind((ip.as_str(), 0)).await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 loop {
                     let Ok((sock, _)) = listener.accept().await else { continue };
@@ -128,8 +146,15 @@ async fn handle(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    seen.lock().unwrap().push(Seen { path: path.clone(), headers: headers.clone() });
-    let reply = routes.lock().unwrap().get(&path).cloned();
+    let nth = {
+        let mut seen = seen.lock().unwrap();
+        seen.push(Seen { path: path.clone(), headers: headers.clone(), at: std::time::Instant::now() });
+        seen.iter().filter(|s| s.path == path).count() - 1
+    };
+    let mut reply = routes.lock().unwrap().get(&path).cloned();
+    while let Some(Reply::Script(script)) = reply {
+        reply = Some(script(nth, &headers));
+    }
     match reply {
         None => write_full(&mut sock, 404, &[], b"no such path").await,
         Some(Reply::Full { status, headers: h, body }) => {
@@ -158,6 +183,7 @@ async fn handle(
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(())
         }
+        Some(Reply::Script(_)) => unreachable!("scripts are resolved above"),
     }
 }
 
