@@ -16,7 +16,10 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let srv = TestServer::start();
     let mut d = Desk::new("crash").daemon("concurrency = 8\nper_host = 8");
     for f in 0..FEEDS {
-        srv.set(&format!("/f{f}.xml"), Reply::rss(simple_feed(&format!("feed{f}"), ITEMS)));
+        // Each reply is slowed so a whole poll lasts longer than the latest kill time on any
+        // machine (>= 150 / 8 * 40 ms = 750 ms), whatever the CPU speed.
+        let reply = Reply::rss(simple_feed(&format!("feed{f}"), ITEMS));
+        srv.set(&format!("/f{f}.xml"), Reply::Delayed(Duration::from_millis(40), Box::new(reply)));
         d = d.source(&format!("f{f}"), &srv.url(&format!("/f{f}.xml")));
     }
     let d = d.write();

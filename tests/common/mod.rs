@@ -25,6 +25,8 @@ pub enum Reply {
     Endless,
     /// Accept and never answer.
     Hang,
+    /// Wait, then send the inner reply: a slow upstream.
+    Delayed(Duration, Box<Reply>),
     /// Decided per request: called with the 0-based number of this request to the path and
     /// the request headers (lower-case names), returns the reply to send.
     Script(Script),
@@ -152,8 +154,15 @@ async fn handle(
         seen.iter().filter(|s| s.path == path).count() - 1
     };
     let mut reply = routes.lock().unwrap().get(&path).cloned();
-    while let Some(Reply::Script(script)) = reply {
-        reply = Some(script(nth, &headers));
+    loop {
+        match reply {
+            Some(Reply::Script(script)) => reply = Some(script(nth, &headers)),
+            Some(Reply::Delayed(wait, inner)) => {
+                tokio::time::sleep(wait).await;
+                reply = Some(*inner);
+            }
+            _ => break,
+        }
     }
     match reply {
         None => write_full(&mut sock, 404, &[], b"no such path").await,
@@ -183,7 +192,7 @@ async fn handle(
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(())
         }
-        Some(Reply::Script(_)) => unreachable!("scripts are resolved above"),
+        Some(Reply::Script(_) | Reply::Delayed(..)) => unreachable!("resolved above"),
     }
 }
 
