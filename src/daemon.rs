@@ -71,6 +71,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     let scheduler = tokio::spawn(scheduler(
         shared.clone(),
         Poller::new(config.clone(), store.clone())?,
+        config.clone(),
         reload_rx,
         stop_rx.clone(),
     ));
@@ -203,10 +204,12 @@ type Queue = BTreeSet<(DateTime<Utc>, String)>;
 async fn scheduler(
     shared: Shared,
     mut poller: Poller,
+    mut config: Arc<Config>,
     mut reloads: tokio::sync::mpsc::UnboundedReceiver<Arc<Config>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut config = Arc::new(poller.config().clone());
+    // `config` is the poller's own (shared, not a deep copy: with 10,000 sources a copy of
+    // the configuration is megabytes).
     let mut sources: HashMap<String, SourceConfig> = config.sources.iter().map(|s| (s.id.clone(), s.clone())).collect();
     let mut queue = Queue::new();
     let mut due_at: HashMap<String, DateTime<Utc>> = HashMap::new();
@@ -343,9 +346,17 @@ async fn initial_queue(
         let due = match stored_due(id) {
             Some(t) if t > now => t,
             _ => {
-                let window = backlog.min(src.schedule.period(now)).min(Duration::from_secs(600));
-                // jitter() spreads over half the span it is given.
-                now + chrono::Duration::from_std(jitter(id, window * 2)).unwrap_or_default()
+                let period = src.schedule.period(now);
+                let window = backlog.min(period).min(Duration::from_secs(600));
+                match src.schedule.slot_at_or_after(id, now) {
+                    // A catch-up as long as the period: an `every` source goes straight to its
+                    // own slot (an even spread too), so its second poll comes one period after
+                    // the first instead of moving up to half a period to reach the slot, which
+                    // made the second pass overlap the first (twice the rate for a while).
+                    Some(slot) if window >= period => slot,
+                    // jitter() spreads over half the span it is given.
+                    _ => now + chrono::Duration::from_std(jitter(id, window * 2)).unwrap_or_default(),
+                }
             }
         };
         let due = not_before.map_or(due, |nb| due.max(nb));

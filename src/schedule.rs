@@ -4,6 +4,9 @@
 //! names such as `MON-FRI`), evaluated in UTC, or `every <duration>`. Each source gets a
 //! deterministic jitter derived from its id, so a thousand sources sharing `*/15 * * * *` do
 //! not all hit the network in the same second, and the spread is the same after a restart.
+//! Under `every D` the jitter is a phase anywhere in the period: each source has its own slot
+//! in every period, so sources sharing an interval spread evenly over all of it, and each one
+//! is polled exactly every D (see [`Schedule::next_due`]).
 
 use std::fmt;
 use std::hash::Hasher;
@@ -99,11 +102,51 @@ impl Schedule {
         }
     }
 
-    /// Next due time for `source_id` after `after`: the next firing plus the source's jitter.
-    pub fn next_due(&self, source_id: &str, after: DateTime<Utc>) -> DateTime<Utc> {
-        let base = self.next_after(after);
-        base + chrono::Duration::from_std(jitter(source_id, self.period(after))).unwrap_or_default()
+    /// Under `every D`: the first of the source's slots at or after `at` (so within D of it);
+    /// `None` for a crontab schedule. The daemon's start-up catch-up uses it to put each
+    /// source on its slot from the first poll on.
+    pub fn slot_at_or_after(&self, source_id: &str, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let Schedule::Every(period) = self else { return None };
+        let (d, phase) = every_phase(source_id, *period);
+        let k = (at.timestamp_millis() - phase).saturating_add(d - 1).div_euclid(d);
+        DateTime::from_timestamp_millis(k.saturating_mul(d).saturating_add(phase))
     }
+
+    /// Next due time for `source_id` after a poll at `after`.
+    ///
+    /// Crontab: the next firing plus the source's jitter. `every D`: the source's own slot
+    /// (its phase past a multiple of D since the Unix epoch) nearest to `after + D`. While
+    /// polls run on time that is exactly D after the previous slot, whatever each poll took;
+    /// after an off-slot poll (the first one, a manual fetch, a delayed retry) the source
+    /// returns to its slot, between D/2 and 3D/2 later. (Adding the jitter to `after + D` on
+    /// every poll, as for crontab, made `every 60s` poll each source every 60 to 90 s, and
+    /// spread sources over at most 5 minutes of a longer period.)
+    pub fn next_due(&self, source_id: &str, after: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Schedule::Every(d) => every_slot(source_id, *d, after),
+            Schedule::Cron(..) => {
+                let base = self.next_after(after);
+                base + chrono::Duration::from_std(jitter(source_id, self.period(after))).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// The slot of `source_id` under `every period` nearest to `after + period` (see
+/// [`Schedule::next_due`]).
+fn every_slot(source_id: &str, period: Duration, after: DateTime<Utc>) -> DateTime<Utc> {
+    let (d, phase) = every_phase(source_id, period);
+    let target = after.timestamp_millis().saturating_add(d);
+    let k = (target - phase + d / 2).div_euclid(d);
+    let slot = k.saturating_mul(d).saturating_add(phase);
+    DateTime::from_timestamp_millis(slot).unwrap_or(after + chrono::Duration::milliseconds(d))
+}
+
+/// `every period` in milliseconds (capped at ~100 years so the arithmetic cannot overflow)
+/// and the source's phase in it.
+fn every_phase(source_id: &str, period: Duration) -> (i64, i64) {
+    let d = i64::try_from(period.as_millis()).unwrap_or(i64::MAX).clamp(1, 100 * 365 * 86_400_000);
+    (d, (id_hash(source_id) % d as u64) as i64)
 }
 
 /// Deterministic jitter for a source: up to half the period, at most 5 minutes.
@@ -112,9 +155,14 @@ pub fn jitter(source_id: &str, period: Duration) -> Duration {
     if span == 0 {
         return Duration::ZERO;
     }
+    Duration::from_millis(id_hash(source_id) % span)
+}
+
+/// A stable hash of a source id (fixed keys: the same across builds and restarts).
+fn id_hash(source_id: &str) -> u64 {
     let mut h = SipHasher13::new_with_keys(0x6e65_7773, 0x6465_736b);
     h.write(source_id.as_bytes());
-    Duration::from_millis(h.finish() % span)
+    h.finish()
 }
 
 /// RSS `<skipHours>` (UTC hours 0-23) and `<skipDays>` (Monday..Sunday) as bit masks.
@@ -214,6 +262,39 @@ mod tests {
         assert_ne!(a, b);
         assert!(a >= s.next_after(t) && a < s.next_after(t) + chrono::Duration::minutes(5));
         assert_eq!(a, s.next_due("dawn", t), "jitter is deterministic");
+    }
+
+    #[test]
+    fn every_keeps_its_period_and_spreads_over_all_of_it() {
+        let s = Schedule::parse("every 60s").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 7).unwrap();
+        // An off-slot poll: the next one is the source's slot, D/2..3D/2 later.
+        let first = s.next_due("dawn", t);
+        assert!(first >= t + chrono::Duration::seconds(30) && first <= t + chrono::Duration::seconds(90), "{first}");
+        // On slot, whatever each poll took, the polls are exactly one period apart.
+        let mut due = first;
+        for latency_ms in [3, 250, 2_000, 20_000, 0] {
+            let next = s.next_due("dawn", due + chrono::Duration::milliseconds(latency_ms));
+            assert_eq!(next - due, chrono::Duration::seconds(60), "after a poll taking {latency_ms} ms");
+            due = next;
+        }
+        // Ten thousand sources spread over the whole minute, not its first half.
+        let mut per_10s = [0u32; 6];
+        for i in 0..10_000 {
+            let due = s.next_due(&format!("farm-{i:04}"), t);
+            per_10s[((due.timestamp_millis() % 60_000) / 10_000) as usize] += 1;
+        }
+        assert!(per_10s.iter().all(|n| (1500..1840).contains(n)), "{per_10s:?}");
+        // The start-up catch-up's slot is the one the polls after it keep.
+        let slot = s.slot_at_or_after("dawn", t).unwrap();
+        assert!(slot >= t && slot < t + chrono::Duration::seconds(60), "{slot}");
+        assert_eq!(s.slot_at_or_after("dawn", slot), Some(slot));
+        assert_eq!(s.next_due("dawn", slot + chrono::Duration::milliseconds(40)) - slot, chrono::Duration::seconds(60));
+        assert_eq!(Schedule::parse("*/15 * * * *").unwrap().slot_at_or_after("dawn", t), None);
+        // A long interval spreads over all of it too (the crontab jitter stops at 5 minutes).
+        let h = Schedule::parse("every 1h").unwrap();
+        let late = (0..1000).filter(|i| h.next_due(&format!("s{i}"), t).timestamp() % 3600 >= 1800).count();
+        assert!((400..600).contains(&late), "{late}");
     }
 
     #[test]
