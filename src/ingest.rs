@@ -84,6 +84,9 @@ pub struct Poller {
     config: Arc<Config>,
     global: Arc<Semaphore>,
     hosts: Arc<std::sync::Mutex<HashMap<String, Arc<Semaphore>>>>,
+    /// CPU-bound parse jobs running at once: one per core. More only queue for the same
+    /// cores and starve the single writer thread, the stage every poll ends in.
+    parsers: Arc<Semaphore>,
 }
 
 impl Poller {
@@ -92,7 +95,15 @@ impl Poller {
         let d = &config.daemon;
         let fetcher =
             Fetcher::new(FetchLimits { timeout: d.timeout, connect_timeout: d.connect_timeout, max_body: d.max_body })?;
-        Ok(Poller { fetcher, store, global: Arc::new(Semaphore::new(d.concurrency)), hosts: Arc::default(), config })
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Poller {
+            fetcher,
+            store,
+            global: Arc::new(Semaphore::new(d.concurrency)),
+            hosts: Arc::default(),
+            parsers: Arc::new(Semaphore::new(cores)),
+            config,
+        })
     }
 
     fn host_semaphore(&self, url: &Url) -> Arc<Semaphore> {
@@ -107,7 +118,7 @@ impl Poller {
         let id = source.id.clone();
         let state = {
             let id = id.clone();
-            self.store.reader().and_then(|c| Ok(sources::state(&c, &id)?)).ok().flatten()
+            self.store.read(|c| sources::state(c, &id)).ok().flatten()
         };
         let state =
             state.unwrap_or_else(|| SourceState { id: id.clone(), url: source.url.to_string(), ..Default::default() });
@@ -152,6 +163,9 @@ impl Poller {
                         let source_id = id.clone();
                         // Parsing, sanitising and clustering features run here, in parallel;
                         // the single writer then only scores and stores.
+                        let Ok(_parser) = self.parsers.acquire().await else {
+                            return report(Outcome::Failed("shutting down".into()));
+                        };
                         let parsed = tokio::task::spawn_blocking(move || {
                             let mut feed = crate::parse::parse_feed(&body, ct.as_deref(), &base, max_items, now)?;
                             feed.items.retain(|i| i.published.is_none_or(|p| p >= cutoff));
@@ -239,7 +253,7 @@ impl Poller {
         let rec = PollRecord { source_id: id.clone(), now, next_due, moved_to, result };
         let written = self
             .store
-            .write(move |c| sources::record_poll(c, &rec).map(|counts| outcome_of(&rec.result, counts)))
+            .write_grouped(move |c| sources::record_poll(c, &rec).map(|counts| outcome_of(&rec.result, counts)))
             .await;
         let outcome = match written {
             Ok(Ok(o)) => o,
@@ -316,6 +330,7 @@ impl Poller {
                 self.global.clone()
             },
             hosts: if limits_changed { Arc::default() } else { self.hosts.clone() },
+            parsers: self.parsers.clone(),
             config,
         }
     }

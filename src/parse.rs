@@ -84,7 +84,12 @@ pub fn parse_feed(
     };
     let mut feed = convert(parsed, base, max_items, now);
     feed.items_dropped += cut;
-    if xml && (prepared.contains("<skipHours") || prepared.contains("<skipDays")) {
+    // One scan of the document for both elements.
+    if xml
+        && prepared
+            .match_indices("<skip")
+            .any(|(i, _)| prepared[i..].starts_with("<skipHours") || prepared[i..].starts_with("<skipDays"))
+    {
         feed.skip = skip_rules(&prepared);
     }
     Ok(feed)
@@ -327,8 +332,13 @@ static ENTITY: LazyLock<Regex> = LazyLock::new(|| {
 /// missing) the RSS 2.0 reading, which is a superset of them all.
 fn prepare_xml(text: &str) -> std::borrow::Cow<'_, str> {
     let mut s = text.trim_start_matches('\u{FEFF}').trim_start().to_string();
-    // RSS 0.90 (Netscape's RDF namespace) is RSS 1.0 for every field we read.
-    if s.contains(NETSCAPE_RSS_090) {
+    // RSS 0.90 (Netscape's RDF namespace) is RSS 1.0 for every field we read. The namespace
+    // is declared on the root element, so only the head is searched.
+    let mut n = s.len().min(ROOT_SEARCH);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    if s[..n].contains(NETSCAPE_RSS_090) {
         s = s.replacen(NETSCAPE_RSS_090, "http://purl.org/rss/1.0/", 1);
     }
     if s.starts_with("<?xml") {
@@ -520,7 +530,7 @@ fn convert(f: feed_rs::model::Feed, base: &Url, max_items: usize, now: DateTime<
         .and_then(|l| base.join(&l.href).ok())
         .map(String::from);
     let total = f.entries.len();
-    let feed_sanitizer = Sanitizer::new(Some(base));
+    let mut sanitizer = Sanitizer::new(Some(base));
     // Dates this far ahead are junk (year 9999); the item gets its first-seen time instead.
     let horizon = now + chrono::Duration::days(2);
     let sane = |d: Option<DateTime<Utc>>| d.filter(|d| *d <= horizon);
@@ -535,14 +545,10 @@ fn convert(f: feed_rs::model::Feed, base: &Url, max_items: usize, now: DateTime<
             let raw_content = e.content.as_ref().and_then(|c| c.body.as_deref()).unwrap_or("");
             let link_str = link.as_ref().map(|u| u.as_str()).unwrap_or("");
             let content_hash = stable_hash(&[raw_title, link_str, raw_summary, raw_content]);
-            let item_sanitizer;
-            let sanitizer = match &link {
-                Some(l) if l.scheme().starts_with("http") => {
-                    item_sanitizer = Sanitizer::new(Some(l));
-                    &item_sanitizer
-                }
-                _ => &feed_sanitizer,
-            };
+            match &link {
+                Some(l) if l.scheme().starts_with("http") => sanitizer.rebase(Some(l)),
+                _ => sanitizer.rebase(Some(base)),
+            }
             let mut title = text::title(raw_title);
             if title.is_empty() {
                 // A title-less item (allowed in RSS) gets the start of its text.

@@ -461,7 +461,8 @@ const URL_NOISE: &[&str] = &[
 
 /// True for an English stop word (input must already be lowercase).
 pub fn is_stop_word(word: &str) -> bool {
-    STOP_WORDS.contains(&word)
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| STOP_WORDS.iter().copied().collect()).contains(word)
 }
 
 /// Lowercases, applies NFKC and folds diacritics (so "Beyoncé" matches "Beyonce").
@@ -470,8 +471,18 @@ pub fn normalize(text: &str) -> String {
         // Fast path: ASCII is already in NFKC form and has no diacritics.
         return text.to_ascii_lowercase();
     }
-    let folded: String = text.nfkd().filter(|c| !is_combining_mark(*c)).collect();
-    folded.nfkc().flat_map(char::to_lowercase).collect()
+    // ASCII whitespace neither composes nor reorders with its neighbours, so the runs between
+    // it normalise independently, and the (usual) all-ASCII ones skip Unicode normalisation.
+    let mut out = String::with_capacity(text.len() + 8);
+    for seg in text.split_inclusive(|c: char| c.is_ascii_whitespace()) {
+        if seg.is_ascii() {
+            out.extend(seg.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            let folded: String = seg.nfkd().filter(|c| !is_combining_mark(*c)).collect();
+            out.extend(folded.nfkc().flat_map(char::to_lowercase));
+        }
+    }
+    out
 }
 
 /// Splits already-normalised text into words, keeping stop words.
@@ -519,10 +530,12 @@ pub fn words(normalized: &str) -> Vec<String> {
 ///
 /// No stemming is applied here; see [`stem`] for what the engine adds on top.
 pub fn tokens(text: &str) -> Vec<String> {
-    words(&normalize(text))
-        .into_iter()
-        .filter(|w| !is_stop_word(w) && (w.chars().count() > 1 || w.chars().all(|c| c.is_numeric())))
-        .collect()
+    words(&normalize(text)).into_iter().filter(|w| is_token(w)).collect()
+}
+
+/// A word that [`tokens`] keeps: not a stop word, and longer than one letter unless a digit.
+fn is_token(w: &str) -> bool {
+    !is_stop_word(w) && (w.chars().count() > 1 || w.chars().all(|c| c.is_numeric()))
 }
 
 /// Light plural stemmer ("recalls" -> "recall", "companies" -> "company").
@@ -661,7 +674,11 @@ fn url_key(url: &str) -> u64 {
 
 /// Word unigram + bigram shingles (stop words kept), sorted and deduplicated.
 pub fn shingles(text: &str) -> Vec<u64> {
-    let w = words(&normalize(text));
+    shingles_of(&words(&normalize(text)))
+}
+
+/// [`shingles`] of already split words.
+fn shingles_of(w: &[String]) -> Vec<u64> {
     let mut out: Vec<u64> = w.iter().map(|x| unigram_key(x)).collect();
     out.extend(w.windows(2).map(|p| bigram_key(&p[0], &p[1])));
     out.sort_unstable();
@@ -687,6 +704,84 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
         }
     }
     inter as f64 / (a.len() + b.len() - inter) as f64
+}
+
+/// [`jaccard`] when it is at least `t`, else `None`; gives up as soon as the intersection
+/// can no longer reach what `t` needs (most pairs share little, so most scans stop early).
+pub fn jaccard_at_least(a: &[u64], b: &[u64], t: f64) -> Option<f64> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    // |A∩B| / (|A|+|B|-|A∩B|) >= t  <=>  |A∩B| >= t (|A|+|B|) / (1+t).
+    let need = (t * (a.len() + b.len()) as f64 / (1.0 + t) - 1e-9).ceil().max(0.0) as usize;
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        if inter + (a.len() - i).min(b.len() - j) < need {
+            return None;
+        }
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let jac = inter as f64 / (a.len() + b.len() - inter) as f64;
+    (jac >= t).then_some(jac)
+}
+
+/// A term vector as an open-addressing table: scoring ~100 candidate centroids (40 terms
+/// each) against one article probes 40 slots per story instead of merging two sorted lists,
+/// whose unpredictable branches dominated clustering time.
+struct TermTable {
+    keys: Vec<u64>,
+    vals: Vec<f32>,
+    used: Vec<bool>,
+    mask: usize,
+}
+
+impl TermTable {
+    fn new(v: &[(u64, f32)]) -> TermTable {
+        let size = (v.len() * 2).next_power_of_two().max(16);
+        let mut t = TermTable { keys: vec![0; size], vals: vec![0.0; size], used: vec![false; size], mask: size - 1 };
+        for &(k, w) in v {
+            // Term keys are SipHash values: their low bits are already uniform (bit 0 tells
+            // unigrams from bigrams, so start from bit 1).
+            let mut i = (k >> 1) as usize & t.mask;
+            while t.used[i] && t.keys[i] != k {
+                i = (i + 1) & t.mask;
+            }
+            t.used[i] = true;
+            t.keys[i] = k;
+            t.vals[i] = w;
+        }
+        t
+    }
+
+    fn get(&self, k: u64) -> Option<f32> {
+        let mut i = (k >> 1) as usize & self.mask;
+        while self.used[i] {
+            if self.keys[i] == k {
+                return Some(self.vals[i]);
+            }
+            i = (i + 1) & self.mask;
+        }
+        None
+    }
+
+    /// The same value as [`dot`] (same products, summed in the same ascending term order).
+    fn dot(&self, sorted: &[(u64, f32)]) -> f64 {
+        let mut s = 0.0f64;
+        for &(k, w) in sorted {
+            if let Some(x) = self.get(k) {
+                s += f64::from(x) * f64::from(w);
+            }
+        }
+        s
+    }
 }
 
 /// Dot product of two term vectors sorted by term hash.
@@ -762,7 +857,14 @@ impl Features {
             let e = raw.entry(key).or_insert(0.0);
             *e = e.max(w as f32);
         };
-        let title_words: Vec<String> = tokens(&title).iter().map(|w| stem(w)).collect();
+        // The title's and the summary's words serve both the terms and the shingles: words of
+        // "title summary" are the title's words followed by the summary's.
+        let mut all = words(&normalize(&title));
+        let title_len = all.len();
+        if !art.summary.is_empty() {
+            all.extend(words(&normalize(art.summary)));
+        }
+        let title_words: Vec<String> = all[..title_len].iter().filter(|w| is_token(w)).map(|w| stem(w)).collect();
         for w in &title_words {
             put(unigram_key(w), p.title_weight);
         }
@@ -773,8 +875,8 @@ impl Features {
         }
         if p.summary_weight > 0.0 && !art.summary.is_empty() {
             let mut tf: IdMap<u32> = IdMap::default();
-            for w in tokens(art.summary) {
-                *tf.entry(unigram_key(&stem(&w))).or_insert(0) += 1;
+            for w in all[title_len..].iter().filter(|w| is_token(w)) {
+                *tf.entry(unigram_key(&stem(w))).or_insert(0) += 1;
             }
             for (k, n) in tf {
                 put(k, p.summary_weight * (1.0 + f64::from(n).ln()));
@@ -787,14 +889,9 @@ impl Features {
         }
         let mut terms: Vec<(u64, f32)> = raw.into_iter().collect();
         terms.sort_unstable_by_key(|t| t.0);
-        let mut text = title;
-        if !art.summary.is_empty() {
-            text.push(' ');
-            text.push_str(art.summary);
-        }
         Features {
             terms,
-            shingles: shingles(&text),
+            shingles: shingles_of(&all),
             url: url_key(art.url),
             outlet: stable_hash(&normalize(art.outlet.trim())),
         }
@@ -831,9 +928,17 @@ impl StoryIndex {
 
     /// Current IDF of a term: `ln((N + prior) / (df + 1))`, always positive.
     pub fn idf(&self, term: u64, now: i64) -> f64 {
-        let hl = self.params.df_half_life;
-        let n = self.docs.at(now, hl) + self.params.idf_prior_docs.max(1.0);
-        let df = self.df.get(&term).map_or(0.0, |d| d.at(now, hl));
+        self.idf_in(self.idf_docs(now), term, now)
+    }
+
+    /// The corpus size term of [`StoryIndex::idf`] at `now` (the same for every term).
+    fn idf_docs(&self, now: i64) -> f64 {
+        self.docs.at(now, self.params.df_half_life) + self.params.idf_prior_docs.max(1.0)
+    }
+
+    /// [`StoryIndex::idf`] with its corpus size computed once by [`StoryIndex::idf_docs`].
+    fn idf_in(&self, n: f64, term: u64, now: i64) -> f64 {
+        let df = self.df.get(&term).map_or(0.0, |d| d.at(now, self.params.df_half_life));
         (n / (df + 1.0)).ln().max(0.01)
     }
 
@@ -1051,7 +1156,9 @@ impl StoryIndex {
 
     /// IDF-weights and L2-normalises raw term weights.
     fn weigh(&self, raw: &[(u64, f32)], now: i64) -> Vec<(u64, f32)> {
-        let mut v: Vec<(u64, f32)> = raw.iter().map(|&(t, w)| (t, (f64::from(w) * self.idf(t, now)) as f32)).collect();
+        let n = self.idf_docs(now);
+        let mut v: Vec<(u64, f32)> =
+            raw.iter().map(|&(t, w)| (t, (f64::from(w) * self.idf_in(n, t, now)) as f32)).collect();
         let norm = v.iter().map(|x| f64::from(x.1).powi(2)).sum::<f64>().sqrt();
         if norm > 0.0 {
             for x in &mut v {
@@ -1079,6 +1186,7 @@ impl StoryIndex {
         ids.sort_unstable();
         ids.dedup();
         let mut out = Vec::with_capacity(ids.len());
+        let probe = TermTable::new(vec);
         for id in ids {
             let Some(s) = self.stories.get(&id) else {
                 continue;
@@ -1088,7 +1196,7 @@ impl StoryIndex {
                 continue;
             }
             let threshold = p.join_threshold + p.threshold_rise(quiet);
-            let sim = dot(vec, &s.centroid);
+            let sim = probe.dot(&s.centroid);
             out.push(Scored { id, sim, threshold, dup: None });
         }
         // Near-copies share most words, so they are among the few closest stories: checking
@@ -1105,7 +1213,10 @@ impl StoryIndex {
                 } else if !could_reach(m.shingles.len(), f.shingles.len(), p.near_dup_jaccard) {
                     continue;
                 } else {
-                    jaccard(&m.shingles, &f.shingles)
+                    match jaccard_at_least(&m.shingles, &f.shingles, p.near_dup_jaccard) {
+                        Some(j) => j,
+                        None => continue,
+                    }
                 };
                 if j >= p.near_dup_jaccard && dup.is_none_or(|(_, bj)| j > bj) {
                     dup = Some((m.item, j));
@@ -1213,8 +1324,9 @@ impl StoryIndex {
         let Some(s) = self.stories.get(&id) else {
             return;
         };
+        let n = self.idf_docs(now);
         let mut scored: Vec<(u64, f32, f64)> =
-            s.mass.iter().map(|&(t, m)| (t, m, f64::from(m) * self.idf(t, now))).collect();
+            s.mass.iter().map(|&(t, m)| (t, m, f64::from(m) * self.idf_in(n, t, now))).collect();
         scored.sort_unstable_by(|a, b| b.2.total_cmp(&a.2));
         let mass: Option<Vec<(u64, f32)>> = (scored.len() > p.mass_terms).then(|| {
             let mut m: Vec<(u64, f32)> = scored[..p.mass_terms].iter().map(|x| (x.0, x.1)).collect();
@@ -1404,6 +1516,56 @@ mod tests {
     }
 
     const T0: i64 = 1_394_470_000;
+
+    /// `normalize` as first written (whole text through NFKD/NFKC): the segmented fast path
+    /// must give exactly this, or stored items would cluster differently after an upgrade.
+    fn normalize_whole(text: &str) -> String {
+        let folded: String = text.nfkd().filter(|c| !is_combining_mark(*c)).collect();
+        folded.nfkc().flat_map(char::to_lowercase).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+        #[test]
+        fn term_table_dot_is_dot(
+            a in proptest::collection::btree_map(0u64..200, -1.0f32..1.0, 0..60),
+            b in proptest::collection::btree_map(0u64..200, -1.0f32..1.0, 0..60),
+        ) {
+            let a: Vec<(u64, f32)> = a.into_iter().collect();
+            let b: Vec<(u64, f32)> = b.into_iter().collect();
+            proptest::prop_assert_eq!(TermTable::new(&a).dot(&b).to_bits(), dot(&a, &b).to_bits());
+        }
+
+        #[test]
+        fn jaccard_at_least_agrees_with_jaccard(
+            a in proptest::collection::btree_set(0u64..60, 0..40),
+            b in proptest::collection::btree_set(0u64..60, 0..40),
+            t in proptest::sample::select(vec![0.0, 0.3, 0.5, 0.6, 0.75, 1.0]),
+        ) {
+            let (a, b): (Vec<u64>, Vec<u64>) = (a.into_iter().collect(), b.into_iter().collect());
+            let j = jaccard(&a, &b);
+            let want = (!a.is_empty() && !b.is_empty() && j >= t).then_some(j);
+            proptest::prop_assert_eq!(jaccard_at_least(&a, &b, t), want);
+        }
+
+        #[test]
+        fn segmented_normalize_matches_whole_text(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "Z", " ", "\t", "\n", "\u{301}", "\u{308}", "e\u{301}", "é", "\u{a0}", "\u{a8}", "ﬁ", "Ⅳ",
+                "\u{1100}", "\u{1161}", "\u{11a8}", "한", "İ", "Σ", "ß", "’", "'", "s", ".", "1", "①", "\u{fe0f}",
+                "\u{200b}", "Ω", "\u{3000}", "x\u{327}\u{301}",
+            ]), 0..24),
+            summary in "[ a-zA-Zé’'.,0-9\u{301}]{0,20}",
+        ) {
+            let text: String = parts.concat();
+            proptest::prop_assert_eq!(normalize(&text), normalize_whole(&text));
+            // Words of "title summary" are the title's words, then the summary's.
+            let joined = shingles(&format!("{text} {summary}"));
+            let mut w = words(&normalize(&text));
+            w.extend(words(&normalize(&summary)));
+            proptest::prop_assert_eq!(shingles_of(&w), joined);
+        }
+    }
 
     #[test]
     fn tokenizer_normalises_and_keeps_numbers() {

@@ -21,15 +21,22 @@ impl Sanitizer {
             .url_schemes(HashSet::from(["http", "https", "mailto"]))
             .link_rel(Some("noopener noreferrer"))
             .strip_comments(true);
+        let mut s = Sanitizer { builder };
+        s.rebase(base);
+        s
+    }
+
+    /// Resolves relative URLs against `base` from now on (one sanitiser serves a whole feed,
+    /// item by item: building ammonia's rule sets cost as much as cleaning a short item).
+    pub fn rebase(&mut self, base: Option<&Url>) {
         match base {
             Some(b) if matches!(b.scheme(), "http" | "https") => {
-                builder.url_relative(UrlRelative::RewriteWithBase(b.clone()));
+                self.builder.url_relative(UrlRelative::RewriteWithBase(b.clone()));
             }
             _ => {
-                builder.url_relative(UrlRelative::Deny);
+                self.builder.url_relative(UrlRelative::Deny);
             }
         }
-        Sanitizer { builder }
     }
 
     /// Sanitises one fragment; returns `None` when nothing visible is left.

@@ -1,7 +1,7 @@
 //! Items: storing one fetched document's items, once each.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::stories;
 use crate::dedup::identity::identities;
@@ -27,7 +27,7 @@ pub struct IngestCounts {
 /// `features` are the items' clustering features in the same order (computed in the parallel
 /// parse step; missing ones are computed here).
 pub fn ingest(
-    tx: &Transaction,
+    tx: &Connection,
     engine: &mut StoryIndex,
     source_id: &str,
     feed: &Feed,
@@ -63,10 +63,13 @@ pub fn ingest(
          WHERE id = ?1",
     )?;
     let mut insert_item = tx.prepare_cached(
-        "INSERT INTO items (canonical_url, link, title, summary, content, published, updated, first_seen,
-                            authors, categories, content_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO items (id, canonical_url, link, title, summary, content, published, updated, first_seen,
+                            authors, categories, content_hash, story_id, copy_of, story_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
+    // The id the next inserted row gets (what SQLite would choose): the story engine records
+    // the item under it before the row exists.
+    let mut next_id = tx.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM items")?;
     for (n, (it, id)) in feed.items.iter().zip(&ids).enumerate() {
         let hash = it.content_hash as i64;
         let authors = serde_json::to_string(&it.authors).unwrap_or_else(|_| "[]".into());
@@ -133,9 +136,22 @@ pub fn ingest(
             }
             continue;
         }
-        // 3. A new article.
+        // 3. A new article: clustered first, so its row is written once, story included.
         let published = it.published.map(|d| d.timestamp()).unwrap_or(now_s);
+        let item_id: i64 = next_id.query_row([], |r| r.get(0))?;
+        let f = match features.get(n) {
+            Some(f) => f.clone(),
+            None => stories::features(
+                &it.title,
+                it.summary_html.as_deref().or(it.content_html.as_deref()),
+                it.link.as_deref(),
+                &outlet,
+            ),
+        };
+        let story_time = published.min(now_s);
+        let placed = stories::assign(tx, engine, item_id, f, story_time)?;
         insert_item.execute(params![
+            item_id,
             id.canonical,
             it.link,
             it.title,
@@ -146,20 +162,12 @@ pub fn ingest(
             now_s,
             authors,
             categories,
-            hash
+            hash,
+            placed.story,
+            placed.copy_of,
+            story_time
         ])?;
-        let item_id = tx.last_insert_rowid();
         add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
-        let f = match features.get(n) {
-            Some(f) => f.clone(),
-            None => stories::features(
-                &it.title,
-                it.summary_html.as_deref().or(it.content_html.as_deref()),
-                it.link.as_deref(),
-                &outlet,
-            ),
-        };
-        stories::assign(tx, engine, item_id, f, published.min(now_s))?;
         counts.new += 1;
     }
     Ok(counts)

@@ -1,6 +1,14 @@
 //! Store: the SQLite file. One writer thread owns the only write connection (every write is a
 //! job sent to it, so there is never lock contention between writers); readers open their own
 //! WAL connections. Schema migrations run by `PRAGMA user_version` ([`schema`]).
+//!
+//! Group commit: polls store through [`Store::write_grouped`]. When such jobs queue up (a cold
+//! poll of many feeds), the writer runs up to [`MAX_GROUP`] of them in one SQLite transaction,
+//! each inside its own savepoint, so every fetched feed is still all-or-nothing (a feed that
+//! fails rolls back alone) while the index pages a commit rewrites are written once per group
+//! instead of once per feed. Results, and the "content changed" signal readers cache by, are
+//! delivered only after the group commits. With no queue, a group is one job: the same
+//! latency as a transaction per job.
 
 pub mod items;
 pub mod queries;
@@ -19,7 +27,19 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::dedup::story::{StoryIndex, StoryParams};
 
-type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+/// Called once the group a job ran in has committed (`None`) or failed to (`Some`).
+type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+enum Job {
+    /// Runs alone, with its own transactions if any.
+    Solo(Box<dyn FnOnce(&mut Writer) + Send>),
+    /// Runs inside a group transaction (see the module doc).
+    Grouped(Box<dyn FnOnce(&mut Writer) -> Finish + Send>),
+}
+
+/// Most jobs committed in one group transaction (bounds the WAL growth and the delay before
+/// readers see the first feed of a group).
+pub const MAX_GROUP: usize = 64;
 
 /// What the writer thread owns: the write connection and the in-memory story clustering
 /// state, which only ever changes together with the rows it describes.
@@ -29,6 +49,8 @@ pub struct Writer {
     stories: Option<StoryIndex>,
     last_expire: i64,
     generation: Arc<AtomicU64>,
+    /// Content changed inside a transaction that has not committed yet.
+    dirty: bool,
 }
 
 impl Writer {
@@ -48,9 +70,63 @@ impl Writer {
         Ok((&mut self.conn, engine))
     }
 
-    /// Marks the published content as changed (readers rebuild cached output feeds).
-    pub fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::Release);
+    /// Marks the published content as changed (readers rebuild cached output feeds). Inside
+    /// an open transaction the signal waits for the commit, so no reader caches a feed built
+    /// from rows about to change under the new generation.
+    pub fn changed(&mut self) {
+        if self.conn.is_autocommit() {
+            self.generation.fetch_add(1, Ordering::Release);
+        } else {
+            self.dirty = true;
+        }
+    }
+
+    /// Sends a change signal held back by [`Writer::changed`] (after a commit).
+    fn flush_changed(&mut self) {
+        if std::mem::take(&mut self.dirty) {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Runs a group of jobs: `first`, then grouped jobs already queued (up to [`MAX_GROUP`]),
+    /// in one transaction. Returns a solo job met on the way, to run next.
+    fn run_group(
+        &mut self,
+        first: Box<dyn FnOnce(&mut Writer) -> Finish + Send>,
+        rx: &mpsc::Receiver<Job>,
+    ) -> Option<Job> {
+        // If the group cannot begin (another process holds the write lock past the busy
+        // timeout), the job runs alone and opens its own transaction.
+        if self.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            let finish = first(self);
+            self.flush_changed();
+            finish(None);
+            return None;
+        }
+        let mut done = vec![first(self)];
+        let mut next = None;
+        while done.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Job::Grouped(g)) => done.push(g(self)),
+                Ok(solo) => {
+                    next = Some(solo);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let commit = self.conn.execute_batch("COMMIT");
+        if commit.is_err() {
+            // Nothing of the group is stored: the story engine must forget it too.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.reset_stories();
+            self.dirty = false;
+        }
+        self.flush_changed();
+        for finish in done {
+            finish(commit.as_ref().err());
+        }
+        next
     }
 
     /// Caps the database size (`None`: no cap beyond the disk). Writes past the cap fail with
@@ -75,7 +151,16 @@ pub struct Store {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     generation: Arc<AtomicU64>,
+    /// Idle read connections for short lookups ([`Store::read`]): opening one parses the
+    /// schema, which cost more than the lookup it served once per poll.
+    readers: Arc<std::sync::Mutex<Vec<Connection>>>,
 }
+
+/// Page cache of the write connection, KiB.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
+/// Idle connections [`Store::read`] keeps.
+const READER_POOL: usize = 8;
 
 /// The writer thread is gone (it panicked or the store was dropped).
 #[derive(Debug, thiserror::Error)]
@@ -91,18 +176,36 @@ impl Store {
         let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
         configure(&conn).with_context(|| format!("configuring database {}", path.display()))?;
         schema::migrate(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
+        // A group transaction touches a few thousand pages; with SQLite's default 2 MiB cache
+        // they spill to the WAL mid-transaction and are written again at commit.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .with_context(|| format!("configuring database {}", path.display()))?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let generation = Arc::new(AtomicU64::new(1));
-        let mut writer = Writer { conn, stories: None, last_expire: 0, generation: generation.clone() };
+        let mut writer = Writer { conn, stories: None, last_expire: 0, generation: generation.clone(), dirty: false };
         thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || {
-                for job in rx {
-                    job(&mut writer);
+                let mut next: Option<Job> = None;
+                loop {
+                    let job = match next.take() {
+                        Some(j) => j,
+                        None => match rx.recv() {
+                            Ok(j) => j,
+                            Err(_) => break,
+                        },
+                    };
+                    match job {
+                        Job::Solo(f) => {
+                            f(&mut writer);
+                            writer.flush_changed();
+                        }
+                        Job::Grouped(f) => next = writer.run_group(f, &rx),
+                    }
                 }
             })
             .context("starting the database writer thread")?;
-        Ok(Store { path: path.to_path_buf(), jobs, generation })
+        Ok(Store { path: path.to_path_buf(), jobs, generation, readers: Arc::default() })
     }
 
     /// A number that grows whenever stored content changes: cache keys for rendered feeds.
@@ -123,9 +226,34 @@ impl Store {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Box::new(move |c| {
+            .send(Job::Solo(Box::new(move |c| {
                 let _ = tx.send(f(c));
-            }))
+            })))
+            .map_err(|_| WriterStopped)?;
+        rx.await.map_err(|_| WriterStopped)
+    }
+
+    /// Runs `f` inside a group transaction (see the module doc) and waits until the group
+    /// has committed. `f` must open a savepoint for its writes when the connection is inside
+    /// a transaction (`!conn.is_autocommit()`), and a transaction of its own otherwise. If the
+    /// group fails to commit, a successful result of `f` becomes the commit's error.
+    pub async fn write_grouped<T, F>(&self, f: F) -> Result<rusqlite::Result<T>, WriterStopped>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job::Grouped(Box::new(move |w| {
+                let result = f(w);
+                Box::new(move |commit_error: Option<&rusqlite::Error>| {
+                    let result = match (result, commit_error) {
+                        (Ok(_), Some(e)) => Err(copy_error(e)),
+                        (r, _) => r,
+                    };
+                    let _ = tx.send(result);
+                })
+            })))
             .map_err(|_| WriterStopped)?;
         rx.await.map_err(|_| WriterStopped)
     }
@@ -138,11 +266,26 @@ impl Store {
     {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
-            .send(Box::new(move |c| {
+            .send(Job::Solo(Box::new(move |c| {
                 let _ = tx.send(f(c));
-            }))
+            })))
             .map_err(|_| WriterStopped)?;
         rx.recv().map_err(|_| WriterStopped)
+    }
+
+    /// Runs a short read on a pooled read-only connection.
+    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> anyhow::Result<R> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.reader()?,
+        };
+        let result = f(&conn).with_context(|| format!("reading database {}", self.path.display()))?;
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < READER_POOL {
+            idle.push(conn);
+        }
+        Ok(result)
     }
 
     /// A new read-only connection.
@@ -152,6 +295,17 @@ impl Store {
                 .with_context(|| format!("opening database {} for reading", self.path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(conn)
+    }
+}
+
+/// The same error for each job of a failed group (`rusqlite::Error` is not `Clone`).
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => rusqlite::Error::SqliteFailure(*code, msg.clone()),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(format!("committing a group of feeds: {other}")),
+        ),
     }
 }
 

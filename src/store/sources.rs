@@ -97,7 +97,9 @@ pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result
 
 /// State of one source.
 pub fn state(conn: &Connection, id: &str) -> rusqlite::Result<Option<SourceState>> {
-    conn.query_row(&format!("SELECT {STATE_COLUMNS} FROM sources s WHERE s.id = ?1"), [id], state_from_row).optional()
+    conn.prepare_cached(&format!("SELECT {STATE_COLUMNS} FROM sources s WHERE s.id = ?1"))?
+        .query_row([id], state_from_row)
+        .optional()
 }
 
 /// State of every source, in id order.
@@ -176,7 +178,13 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCo
     } else {
         (&mut w.conn, None)
     };
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Inside a group transaction (see `Store::write_grouped`) the feed gets a savepoint: it
+    // still commits or rolls back as a whole.
+    let tx = if conn.is_autocommit() {
+        Tx::Own(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    } else {
+        Tx::Nested(conn.savepoint()?)
+    };
     let now = rec.now.timestamp();
     let next_due = rec.next_due.timestamp();
     let mut counts = IngestCounts::default();
@@ -229,4 +237,29 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCo
     }
     tx.commit()?;
     Ok(counts)
+}
+
+/// The transaction one feed is stored in: its own, or a savepoint in a group transaction.
+enum Tx<'c> {
+    Own(rusqlite::Transaction<'c>),
+    Nested(rusqlite::Savepoint<'c>),
+}
+
+impl Tx<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Tx::Own(t) => t.commit(),
+            Tx::Nested(s) => s.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        match self {
+            Tx::Own(t) => t,
+            Tx::Nested(s) => s,
+        }
+    }
 }

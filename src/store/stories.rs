@@ -2,7 +2,7 @@
 //! transaction, merges that redirect the younger id to the older, and rebuilding the
 //! in-memory [`StoryIndex`] from the items of the live window after a restart.
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection};
 
 use crate::dedup::story::{Article, Features, StoryIndex, StoryParams};
 use crate::normalize::text::quick_text;
@@ -18,15 +18,24 @@ pub fn features(title: &str, summary_html: Option<&str>, url: Option<&str>, outl
 /// Characters of an item's summary text that clustering reads.
 const SUMMARY_CHARS: usize = 400;
 
-/// Assigns one freshly inserted item (with its [`features`]) to a story at `time` and records
-/// it (story row, merges).
+/// Where [`assign`] put an item: the columns its row is inserted with.
+pub struct Placed {
+    /// The story (after merges).
+    pub story: i64,
+    /// The earlier item this one nearly copies.
+    pub copy_of: Option<i64>,
+}
+
+/// Assigns the item about to be inserted as `item_id` (with its [`features`]) to a story at
+/// `time` and records the story side (story row, merges); the caller inserts the item row
+/// with the returned columns, so the row is written once.
 pub fn assign(
-    tx: &Transaction,
+    tx: &Connection,
     engine: &mut StoryIndex,
     item_id: i64,
     features: Features,
     time: i64,
-) -> rusqlite::Result<u64> {
+) -> rusqlite::Result<Placed> {
     let a = engine.assign_features_as(features, time, item_id as u64);
     let story = a.story as i64;
     tx.prepare_cached(
@@ -49,9 +58,7 @@ pub fn assign(
         )?
         .execute(params![story, gone])?;
     }
-    tx.prepare_cached("UPDATE items SET story_id = ?1, copy_of = ?2, story_time = ?3 WHERE id = ?4")?
-        .execute(params![story, a.near_duplicate_of.map(|i| i as i64), time, item_id])?;
-    Ok(a.story)
+    Ok(Placed { story, copy_of: a.near_duplicate_of.map(|i| i as i64) })
 }
 
 /// The story a (possibly merged) story id now lives in.
