@@ -33,33 +33,24 @@
 //! the temp dir: config, database, the daemon's stdout/stderr). `RUST_LOG` is passed through.
 //!
 //! Everything is local (127.0.0.1) and bounded in time: the second pass must end within
-//! [`PASSES_TIMEOUT`], the daemon must stop within [`STOP_TIMEOUT`] of SIGTERM, and it is
+//! [`PASSES_TIMEOUT`], the daemon must stop within `common::proc::STOP_TIMEOUT` of SIGTERM, and it is
 //! killed if the bench fails or panics on the way.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use common::farm::{Farm, LoggedRequest};
+use common::proc::{
+    children_cpu_secs, cpu_at, self_cpu_secs, wait_healthy, Daemon, Probe, Prober, Sampler, SAMPLE_EVERY,
+};
+use common::util::{count, env_num, free_port, newsdesk_bin, strict, tail, TempDir};
 
 /// The first two passes (every source polled twice) must be over by then.
 const PASSES_TIMEOUT: Duration = Duration::from_secs(600);
-/// SIGTERM to exit: the daemon's 10 s grace for polls in flight, plus margin.
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-/// The daemon must answer `/healthz` this soon after it starts.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// One `/healthz` request slower than this counts as not answered.
-const HEALTHZ_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the daemon's CPU time and memory are read from /proc.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Target from the issue.
 const TARGET_RSS_MB: f64 = 128.0;
 
@@ -73,7 +64,7 @@ fn main() -> ExitCode {
         eprintln!("daemon bench: FEEDS, ITEMS and MIRRORS must be positive and PERIOD at least 2 (seconds)");
         return ExitCode::FAILURE;
     }
-    let tmp = match TempDir::new() {
+    let tmp = match TempDir::new("daemon") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("daemon bench: cannot create a temp dir: {e}");
@@ -156,22 +147,8 @@ fn bench(s: &Setup, dir: &Path) -> Result<ExitCode, String> {
     farm.record_requests(true);
     let children_before = children_cpu_secs();
     let bench_cpu_before = self_cpu_secs();
-    let err_path = dir.join("daemon.stderr");
-    let out_path = dir.join("daemon.stdout");
-    let io = |e: std::io::Error| format!("daemon log files: {e}");
     let start = Instant::now();
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).map_err(io)?)
-        .stderr(File::create(&err_path).map_err(io)?)
-        .spawn()
-        .map_err(|e| format!("starting {} run: {e}", bin.display()))?;
-    let mut daemon = Daemon { child: Some(child), stderr: err_path };
+    let mut daemon = Daemon::start(&bin, &config, &dir.join("daemon"))?;
     let pid = daemon.pid();
 
     let sampler = Sampler::start(pid);
@@ -368,11 +345,7 @@ fn bench(s: &Setup, dir: &Path) -> Result<ExitCode, String> {
     if db_sources != sources as i64 || db_not_ok != 0 {
         failures.push(format!("sources in the database: want {sources} all ok, got {db_sources} ({db_not_ok} not ok)"));
     }
-    let warnings = std::fs::read_to_string(&daemon.stderr)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .count();
+    let warnings = daemon.warnings();
 
     // ---- the report
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -477,7 +450,7 @@ fn bench(s: &Setup, dir: &Path) -> Result<ExitCode, String> {
     }
     let rss_ok = peak_rss_mb <= TARGET_RSS_MB;
     println!("target: peak RSS <= {TARGET_RSS_MB} MB ({})", if rss_ok { "ok" } else { "MISSED" });
-    if !rss_ok && std::env::var_os("NEWSDESK_BENCH_STRICT").is_some_and(|v| v == "1") {
+    if !rss_ok && strict() {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
@@ -520,341 +493,4 @@ fn print_histogram(per_second: &[u32]) {
         let cells: Vec<String> = chunk.iter().map(|n| format!("{n:>4}")).collect();
         println!("  {:>4} s  {}", row * 15, cells.join(""));
     }
-}
-
-// ------------------------------------------------------------------------------- the daemon
-
-/// The running daemon; killed (SIGKILL) if still running when dropped, so a failed bench
-/// leaves nothing behind.
-struct Daemon {
-    child: Option<Child>,
-    stderr: PathBuf,
-}
-
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// An error (with the log's tail) if the daemon has exited.
-    fn still_running(&mut self) -> Result<(), String> {
-        let Some(child) = self.child.as_mut() else { return Err("the daemon is gone".into()) };
-        match child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => {
-                self.child = None;
-                Err(format!(
-                    "newsdesk run exited early ({status})\n--- daemon stderr (tail) ---\n{}",
-                    self.stderr_tail(30)
-                ))
-            }
-            Err(e) => Err(format!("waiting for the daemon: {e}")),
-        }
-    }
-
-    /// Sends SIGTERM and waits up to [`STOP_TIMEOUT`] for the exit.
-    fn terminate(&mut self) -> Result<std::process::ExitStatus, String> {
-        let pid = self.pid();
-        let sent = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-        if !sent.is_ok_and(|s| s.success()) {
-            return Err(format!("could not send SIGTERM to the daemon (pid {pid})"));
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            let Some(child) = self.child.as_mut() else { return Err("the daemon is gone".into()) };
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    self.child = None;
-                    return Ok(status);
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(format!("waiting for the daemon: {e}")),
-            }
-        }
-        Err(format!(
-            "the daemon did not exit within {STOP_TIMEOUT:?} of SIGTERM: killed\n--- daemon stderr (tail) ---\n{}",
-            self.stderr_tail(30)
-        ))
-    }
-
-    fn stderr_tail(&self, n: usize) -> String {
-        tail(&std::fs::read_to_string(&self.stderr).unwrap_or_default(), n)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Waits until `/healthz` answers 200; returns the time since `start`.
-fn wait_healthy(listen: SocketAddr, start: Instant, daemon: &mut Daemon) -> Result<Duration, String> {
-    loop {
-        daemon.still_running()?;
-        if probe(listen).status == Some(200) {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > STARTUP_TIMEOUT {
-            return Err(format!(
-                "the daemon did not answer /healthz within {STARTUP_TIMEOUT:?}\n--- daemon stderr (tail) ---\n{}",
-                daemon.stderr_tail(20)
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-// ------------------------------------------------------------------------------- /healthz
-
-struct Probe {
-    at: Instant,
-    latency: Duration,
-    status: Option<u16>,
-    error: String,
-}
-
-/// One `GET /healthz` on a fresh connection, as a monitoring system would send it.
-fn probe(addr: SocketAddr) -> Probe {
-    let at = Instant::now();
-    let result = (|| -> std::io::Result<u16> {
-        let mut sock = TcpStream::connect_timeout(&addr, HEALTHZ_TIMEOUT)?;
-        sock.set_read_timeout(Some(HEALTHZ_TIMEOUT))?;
-        sock.set_write_timeout(Some(HEALTHZ_TIMEOUT))?;
-        write!(sock, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
-        let mut answer = Vec::new();
-        sock.read_to_end(&mut answer)?;
-        let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
-        head.split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {head:?}")))
-    })();
-    let latency = at.elapsed();
-    match result {
-        Ok(status) => Probe { at, latency, status: Some(status), error: format!("HTTP {status}") },
-        Err(e) => Probe { at, latency, status: None, error: e.to_string() },
-    }
-}
-
-/// Asks `/healthz` once a second (on the second, not one second after the last answer) from
-/// a thread of its own.
-struct Prober {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<Probe>>,
-}
-
-impl Prober {
-    fn start(addr: SocketAddr) -> Prober {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut probes = Vec::new();
-            let mut next = Instant::now();
-            while !flag.load(Ordering::Acquire) {
-                let now = Instant::now();
-                if now < next {
-                    std::thread::sleep((next - now).min(Duration::from_millis(50)));
-                    continue;
-                }
-                probes.push(probe(addr));
-                next += Duration::from_secs(1);
-            }
-            probes
-        });
-        Prober { stop, thread }
-    }
-
-    fn stop(self) -> Vec<Probe> {
-        self.stop.store(true, Ordering::Release);
-        self.thread.join().unwrap_or_default()
-    }
-}
-
-// ------------------------------------------------------------------------------- /proc
-
-#[derive(Clone, Copy, Default)]
-struct Sample {
-    at: Option<Instant>,
-    /// user + sys seconds so far.
-    cpu: f64,
-    rss_kb: u64,
-    hwm_kb: u64,
-}
-
-/// Reads the daemon's CPU time and memory every [`SAMPLE_EVERY`] from a thread of its own.
-/// (VmHWM is the kernel's own high-water mark, so the peak is exact, not sampled.)
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<Sample>>>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Sampler {
-    fn start(pid: u32) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (flag, out) = (stop.clone(), samples.clone());
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Acquire) {
-                if let Some(s) = sample(pid) {
-                    out.lock().unwrap_or_else(|p| p.into_inner()).push(s);
-                }
-                std::thread::sleep(SAMPLE_EVERY);
-            }
-        });
-        Sampler { stop, samples, thread }
-    }
-
-    fn last(&self) -> Sample {
-        self.samples.lock().unwrap_or_else(|p| p.into_inner()).last().copied().unwrap_or_default()
-    }
-
-    fn stop(self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::Release);
-        let _ = self.thread.join();
-        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-fn sample(pid: u32) -> Option<Sample> {
-    let at = Instant::now();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let (utime, stime, _, _) = stat_times(&stat);
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0)
-    };
-    Some(Sample { at: Some(at), cpu: utime + stime, rss_kb: kb("VmRSS:"), hwm_kb: kb("VmHWM:") })
-}
-
-/// The daemon's CPU seconds at `t`, interpolated between the samples around it.
-fn cpu_at(samples: &[Sample], t: Instant) -> f64 {
-    let before = samples.iter().rev().find(|s| s.at.is_some_and(|a| a <= t));
-    let after = samples.iter().find(|s| s.at.is_some_and(|a| a >= t));
-    match (before, after) {
-        (Some(b), Some(a)) => match (b.at, a.at) {
-            (Some(tb), Some(ta)) if ta > tb => {
-                b.cpu + (a.cpu - b.cpu) * (t - tb).as_secs_f64() / (ta - tb).as_secs_f64()
-            }
-            _ => b.cpu,
-        },
-        (Some(b), None) => b.cpu,
-        (None, Some(a)) => a.cpu,
-        (None, None) => 0.0,
-    }
-}
-
-/// (utime, stime, cutime, cstime) in seconds from a `/proc/PID/stat` line.
-fn stat_times(stat: &str) -> (f64, f64, f64, f64) {
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    let tick = clock_ticks();
-    // After ")": state is field 3, so field N is at index N - 3.
-    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
-    (get(11), get(12), get(13), get(14))
-}
-
-fn self_cpu_secs() -> f64 {
-    let (u, s, _, _) = stat_times(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
-    u + s
-}
-
-/// CPU time of this process's reaped children (the daemon once it has exited).
-fn children_cpu_secs() -> (f64, f64) {
-    let (_, _, cu, cs) = stat_times(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
-    (cu, cs)
-}
-
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-// ------------------------------------------------------------------------------- helpers
-
-/// A free port on 127.0.0.1 for the daemon's listener (bound and released: another process
-/// could take it in between, which on a test machine it practically never does).
-fn free_port() -> Result<SocketAddr, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    l.local_addr().map_err(|e| format!("finding a free port: {e}"))
-}
-
-fn count(db: &Path, sql: &str) -> Result<i64, String> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("opening {} read-only: {e}", db.display()))?;
-    conn.query_row(sql, [], |r| r.get(0)).map_err(|e| format!("{sql}: {e}"))
-}
-
-/// The `newsdesk` binary: `$NEWSDESK_BIN`, else the one cargo built alongside this bench,
-/// else `target/release/newsdesk`.
-fn newsdesk_bin() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("NEWSDESK_BIN") {
-        let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(format!("NEWSDESK_BIN={} does not exist", p.display())) };
-    }
-    let candidates = [
-        option_env!("CARGO_BIN_EXE_newsdesk").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/newsdesk")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .ok_or_else(|| "no newsdesk binary found: run `cargo build --release` first (or set NEWSDESK_BIN)".to_string())
-}
-
-struct TempDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl TempDir {
-    fn new() -> std::io::Result<TempDir> {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("newsdesk-bench-daemon-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)?;
-        Ok(TempDir { path, keep: std::env::var_os("NEWSDESK_BENCH_KEEP").is_some_and(|v| v == "1") })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.keep {
-            eprintln!("kept {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v.trim().replace('_', "").parse().unwrap_or_else(|_| {
-            eprintln!("ignoring {name}={v:?}: not a number");
-            default
-        }),
-        Err(_) => default,
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

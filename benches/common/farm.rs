@@ -647,6 +647,17 @@ impl Farm {
     /// The config text: `[daemon]` with `database` and `extra_daemon_keys` (TOML lines), then
     /// one `[[source]]` per feed. Needs [`Farm::serve`] first (the URLs carry the port).
     pub fn config_toml(&self, db_path: &Path, extra_daemon_keys: &str) -> io::Result<String> {
+        self.config_toml_tagged(db_path, extra_daemon_keys, |_| Vec::new())
+    }
+
+    /// Like [`Farm::config_toml`], with `extra_tags(i)` added to feed `i`'s `tags` (after
+    /// `"farm"`), so topics can select sources by tag.
+    pub fn config_toml_tagged(
+        &self,
+        db_path: &Path,
+        extra_daemon_keys: &str,
+        extra_tags: impl Fn(usize) -> Vec<String>,
+    ) -> io::Result<String> {
         let addr =
             self.addr().ok_or_else(|| io::Error::other("the farm is not being served: call Farm::serve first"))?;
         let mut s = String::with_capacity(self.feeds() * 120 + 256);
@@ -661,9 +672,10 @@ impl Farm {
             let _ = writeln!(s, "{line}");
         }
         for i in 0..self.feeds() {
+            let tags: String = extra_tags(i).iter().map(|t| format!(", {}", toml_string(t))).collect();
             let _ = writeln!(
                 s,
-                "\n[[source]]\nid = \"{}\"\nurl = \"http://{addr}{}\"\ntitle = {}\ntags = [\"farm\"]",
+                "\n[[source]]\nid = \"{}\"\nurl = \"http://{addr}{}\"\ntitle = {}\ntags = [\"farm\"{tags}]",
                 self.source_id(i),
                 self.path(i),
                 toml_string(self.title(i))

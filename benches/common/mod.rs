@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod farm;
+pub mod proc;
+pub mod util;
