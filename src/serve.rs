@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,8 @@ pub const MAX_AGE: Duration = Duration::from_secs(60);
 /// The scheduler is considered dead when its last tick is older than this.
 pub const HEARTBEAT_LIMIT: i64 = 120;
 
-/// How often the database is asked whether another process wrote to it.
-const EXTERNAL_CHECK_MS: u64 = 1000;
+/// A stale topic is rebuilt at most this often (its previous bytes are served meanwhile).
+const REBUILD_EVERY: Duration = Duration::from_secs(2);
 
 /// What clients may cache: a minute, then revalidate (cheap: 304).
 const CACHE_CONTROL: &str = "public, max-age=60";
@@ -71,7 +71,13 @@ pub struct AppState {
 impl AppState {
     /// State over a store, the shared config and the scheduler's heartbeat.
     pub fn new(store: Store, config: Arc<RwLock<Arc<Config>>>, heartbeat: Arc<AtomicI64>) -> AppState {
-        AppState { store, config, heartbeat, cache: Arc::new(Cache::default()) }
+        let cache = Cache {
+            topics: RwLock::default(),
+            building: Mutex::default(),
+            readers: Mutex::default(),
+            rebuilds: tokio::sync::Semaphore::new(1),
+        };
+        AppState { store, config, heartbeat, cache: Arc::new(cache) }
     }
 
     /// The running configuration.
@@ -103,65 +109,25 @@ impl AppState {
     }
 
     /// A number that changes whenever stored content may have changed, from this process or
-    /// another one.
-    fn content_version(&self) -> (u64, u64) {
-        self.cache.check_external(&self.store);
-        (self.store.generation(), self.cache.external.load(Ordering::Acquire))
+    /// another one (the writer watches for other processes' commits).
+    fn content_version(&self) -> u64 {
+        self.store.generation()
     }
 }
 
-#[derive(Default)]
 struct Cache {
     topics: RwLock<HashMap<String, Arc<TopicFeeds>>>,
     /// One rebuild at a time per topic.
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     readers: Mutex<Vec<Connection>>,
-    /// Bumped when `PRAGMA data_version` says another connection committed.
-    external: AtomicU64,
-    last_check_ms: AtomicU64,
-    watch: Mutex<Option<(Connection, i64)>>,
-    started: std::sync::OnceLock<Instant>,
-}
-
-impl Cache {
-    fn check_external(&self, store: &Store) {
-        let start = *self.started.get_or_init(Instant::now);
-        let now_ms = start.elapsed().as_millis() as u64 + EXTERNAL_CHECK_MS;
-        let last = self.last_check_ms.load(Ordering::Relaxed);
-        if now_ms < last + EXTERNAL_CHECK_MS
-            || self.last_check_ms.compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed).is_err()
-        {
-            return;
-        }
-        // Only the request that won the exchange gets here, once a second: a µs-scale pragma.
-        let Ok(mut watch) = self.watch.try_lock() else { return };
-        if watch.is_none() {
-            match store.reader() {
-                Ok(c) => *watch = Some((c, i64::MIN)),
-                Err(e) => {
-                    tracing::warn!("watching the database for changes: {e:#}");
-                    return;
-                }
-            }
-        }
-        if let Some((conn, seen)) = watch.as_mut() {
-            match conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
-                Ok(v) if v != *seen => {
-                    if *seen != i64::MIN {
-                        self.external.fetch_add(1, Ordering::AcqRel);
-                    }
-                    *seen = v;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("watching the database for changes: {e}"),
-            }
-        }
-    }
+    /// At most one topic rebuild at a time: each one reads and renders a whole window, and
+    /// running them side by side only takes the cores the polls need.
+    rebuilds: tokio::sync::Semaphore,
 }
 
 /// One topic rendered in every format.
 struct TopicFeeds {
-    version: (u64, u64),
+    version: u64,
     config: Arc<Config>,
     built: Instant,
     formats: [Rendered; 3],
@@ -215,7 +181,7 @@ fn hash(bytes: &[u8]) -> u64 {
 
 /// Gzip at the best level: compressed once per change, served many times.
 pub fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::best());
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::new(6));
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(body);
     enc.finish().unwrap_or_default()
@@ -272,6 +238,7 @@ pub async fn run(
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
     let state = Arc::new(state);
     let (stop_tx, _) = tokio::sync::watch::channel(false);
+    tokio::spawn(refresher((*state).clone(), stop_tx.subscribe()));
     let mut workers = Vec::with_capacity(threads);
     let mut queues = Vec::with_capacity(threads);
     for i in 0..threads {
@@ -501,20 +468,70 @@ async fn feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) -> a
     let version = state.content_version();
     let current = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
     let fresh = |f: &TopicFeeds| f.version == version && Arc::ptr_eq(&f.config, config) && f.built.elapsed() < MAX_AGE;
-    if let Some(f) = current.as_ref().filter(|f| fresh(f)) {
-        return Ok(f.clone());
+    match current {
+        Some(f) if fresh(&f) => Ok(f),
+        // Readers never wait for a rebuild of a topic they can already get: the refresher
+        // brings it up to date in the background.
+        Some(stale) if Arc::ptr_eq(&stale.config, config) => Ok(stale),
+        // Nothing built yet, or the topic's definition changed with a reload.
+        _ => rebuild(state, config, topic).await,
     }
+}
+
+/// Rebuilds stale cached topics in the background, one at a time, each at most every
+/// [`REBUILD_EVERY`], and rests as long as each rebuild took: during a cold poll every commit
+/// changes the content, and back-to-back rebuilds took the cores the polls need. Clients
+/// cache for a minute anyway.
+async fn refresher(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let config = state.config();
+        let version = state.content_version();
+        for topic in &config.topics {
+            let cached = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
+            let Some(cached) = cached else { continue };
+            let stale =
+                cached.version != version || !Arc::ptr_eq(&cached.config, &config) || cached.built.elapsed() >= MAX_AGE;
+            if !stale || cached.built.elapsed() < REBUILD_EVERY {
+                continue;
+            }
+            let started = Instant::now();
+            if let Err(e) = rebuild(&state, &config, topic).await {
+                tracing::warn!(topic = %topic.id, "rebuilding a topic feed: {e:#}");
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(started.elapsed()) => {}
+            }
+        }
+    }
+}
+
+/// Builds `topic` (one build per topic at a time, one across topics) unless a build that
+/// finished meanwhile is fresh enough.
+async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) -> anyhow::Result<Arc<TopicFeeds>> {
     let lock =
         state.cache.building.lock().unwrap_or_else(|p| p.into_inner()).entry(topic.id.clone()).or_default().clone();
-    let _guard = match (lock.try_lock(), current.as_ref()) {
+    let current = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
+    let _guard = match (lock.try_lock(), current) {
         (Ok(g), _) => g,
         // Someone is rebuilding: the previous bytes are good enough for this request.
-        (Err(_), Some(stale)) => return Ok(stale.clone()),
-        (Err(_), None) => lock.lock().await,
+        (Err(_), Some(stale)) if Arc::ptr_eq(&stale.config, config) => return Ok(stale),
+        (Err(_), _) => lock.lock().await,
     };
+    let _one = state.cache.rebuilds.acquire().await.context("shutting down")?;
+    let version = state.content_version();
     // The rebuild we waited for may have produced what we need.
     let current = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
-    if let Some(f) = current.as_ref().filter(|f| fresh(f)) {
+    let recent = |f: &TopicFeeds| {
+        Arc::ptr_eq(&f.config, config)
+            && f.built.elapsed() < MAX_AGE
+            && (f.version == version || f.built.elapsed() < REBUILD_EVERY)
+    };
+    if let Some(f) = current.as_ref().filter(|f| recent(f)) {
         return Ok(f.clone());
     }
     let (cfg, t) = (config.clone(), topic.clone());

@@ -81,6 +81,25 @@ impl Writer {
         }
     }
 
+    /// `PRAGMA data_version` of the write connection: it moves only when *another*
+    /// connection commits (e.g. `newsdesk fetch` next to the daemon), never for our own.
+    fn data_version(&self) -> Option<i64> {
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+    }
+
+    /// Signals a change when another process committed since `seen`.
+    fn check_external(&mut self, seen: &mut Option<i64>) {
+        let now = self.data_version();
+        if now.is_some() && now != *seen {
+            if seen.is_some() {
+                // Another process wrote rows the story engine has not seen either.
+                self.reset_stories();
+                self.generation.fetch_add(1, Ordering::Release);
+            }
+            *seen = now;
+        }
+    }
+
     /// Sends a change signal held back by [`Writer::changed`] (after a commit).
     fn flush_changed(&mut self) {
         if std::mem::take(&mut self.dirty) {
@@ -156,6 +175,9 @@ pub struct Store {
     readers: Arc<std::sync::Mutex<Vec<Connection>>>,
 }
 
+/// How often an idle writer looks for commits by other processes.
+const EXTERNAL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Page cache of the write connection, KiB.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
@@ -187,12 +209,17 @@ impl Store {
             .name("db-writer".into())
             .spawn(move || {
                 let mut next: Option<Job> = None;
+                let mut seen_version = writer.data_version();
                 loop {
                     let job = match next.take() {
                         Some(j) => j,
-                        None => match rx.recv() {
+                        None => match rx.recv_timeout(EXTERNAL_CHECK) {
                             Ok(j) => j,
-                            Err(_) => break,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                writer.check_external(&mut seen_version);
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         },
                     };
                     match job {
@@ -202,6 +229,7 @@ impl Store {
                         }
                         Job::Grouped(f) => next = writer.run_group(f, &rx),
                     }
+                    writer.check_external(&mut seen_version);
                 }
             })
             .context("starting the database writer thread")?;
