@@ -3,12 +3,13 @@
 //! and `Vary: Accept-Encoding`; plus the HTML index, OPML, `/healthz` and `/metrics`.
 //!
 //! A cached topic is rebuilt (select + render all formats + gzip, off the async threads) when
-//! the store's generation moved, the config was swapped, another process committed to the
-//! database (`PRAGMA data_version`, looked at once a second, so `newsdesk fetch` next to a
-//! running daemon shows up), or [`MAX_AGE`] passed: windows slide and coverage decays with
-//! time alone. Rebuilt bytes that did not change keep their ETag and Last-Modified, so
-//! clients keep getting 304s. While one request rebuilds a topic, others get the previous
-//! bytes instead of waiting.
+//! the store's generation moved (our own commits, or another process's, which the writer
+//! notices within a second through `PRAGMA data_version` on its own connection, so
+//! `newsdesk fetch` next to a running daemon shows up), the config was swapped, or
+//! [`MAX_AGE`] passed: windows slide and coverage decays with time alone. Rebuilds run in a
+//! background refresher, one at a time and at most every [`REBUILD_EVERY`] per topic; readers
+//! get the previous bytes meanwhile and wait only for a topic's very first build. Rebuilt
+//! bytes that did not change keep their ETag and Last-Modified, so clients keep getting 304s.
 //!
 //! `run(listener, state, shutdown)` takes its listener and shutdown signal from the caller
 //! (mini-redis style), so tests bind `127.0.0.1:0`; it runs its own accept loop over hyper.
