@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::farm::{Counts, Farm, NEW_ITEMS_PER_ADVANCE};
+use common::util::{env_num, newsdesk_bin, tail, TempDir};
 
 /// A run still going after this is killed (and the bench fails).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         eprintln!("ingest bench: NEWSDESK_BENCH_FEEDS and NEWSDESK_BENCH_ITEMS must be positive");
         return ExitCode::FAILURE;
     }
-    let tmp = match TempDir::new() {
+    let tmp = match TempDir::new("ingest") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("ingest bench: cannot create a temp dir: {e}");
@@ -543,64 +544,6 @@ fn kill_tree(pid: u32) {
 
 // ------------------------------------------------------------------------------- helpers
 
-/// The `newsdesk` binary: `$NEWSDESK_BIN`, else the one cargo built alongside this bench,
-/// else `target/release/newsdesk`.
-fn newsdesk_bin() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("NEWSDESK_BIN") {
-        let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(format!("NEWSDESK_BIN={} does not exist", p.display())) };
-    }
-    let candidates = [
-        option_env!("CARGO_BIN_EXE_newsdesk").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/newsdesk")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
-        .ok_or_else(|| "no newsdesk binary found: run `cargo build --release` first (or set NEWSDESK_BIN)".to_string())
-}
-
-struct TempDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl TempDir {
-    fn new() -> std::io::Result<TempDir> {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("newsdesk-bench-ingest-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)?;
-        Ok(TempDir { path, keep: std::env::var_os("NEWSDESK_BENCH_KEEP").is_some_and(|v| v == "1") })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.keep {
-            eprintln!("kept {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v.trim().replace('_', "").parse().unwrap_or_else(|_| {
-            eprintln!("ignoring {name}={v:?}: not a number");
-            default
-        }),
-        Err(_) => default,
-    }
-}
-
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
