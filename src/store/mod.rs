@@ -360,3 +360,88 @@ pub fn unix(t: chrono::DateTime<chrono::Utc>) -> i64 {
 pub fn from_unix(s: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(s, 0).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn temp_db(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("newsdesk-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("test.db")
+    }
+
+    fn add_source(conn: &Connection, id: &str) -> rusqlite::Result<usize> {
+        conn.execute("INSERT INTO sources (id, url, config_url) VALUES (?1, 'u', 'u')", [id])
+    }
+
+    fn has_source(store: &Store, id: &str) -> bool {
+        let id = id.to_string();
+        store
+            .read(move |c| c.query_row("SELECT COUNT(*) FROM sources WHERE id = ?1", [id], |r| r.get::<_, i64>(0)))
+            .unwrap()
+            == 1
+    }
+
+    #[test]
+    fn queued_jobs_commit_as_one_group_and_a_failing_one_rolls_back_alone() {
+        let path = temp_db("group");
+        let store = Store::open(&path).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        // Hold the writer so that the next jobs queue up behind it and run as one group.
+        let held = store.clone();
+        let hold = std::thread::spawn(move || held.write_blocking(|_| std::thread::sleep(Duration::from_millis(300))));
+        std::thread::sleep(Duration::from_millis(50));
+        let before = store.generation();
+        let job = |id: &'static str, fail: bool| {
+            let s = store.clone();
+            rt.spawn(async move {
+                s.write_grouped(move |w| {
+                    let grouped = !w.conn.is_autocommit();
+                    let sp = w.conn.savepoint()?;
+                    add_source(&sp, id)?;
+                    if fail {
+                        sp.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                    }
+                    sp.commit()?;
+                    let generation = w.generation.load(Ordering::Acquire);
+                    w.changed();
+                    // Inside the group the change signal waits for the commit.
+                    Ok((grouped, w.generation.load(Ordering::Acquire) == generation))
+                })
+                .await
+            })
+        };
+        let jobs = [job("a", false), job("b", true), job("c", false)];
+        std::thread::sleep(Duration::from_millis(50));
+        let results: Vec<_> = jobs.into_iter().map(|j| rt.block_on(j).unwrap().unwrap()).collect();
+        hold.join().unwrap().unwrap();
+        assert_eq!(results[0].as_ref().ok(), Some(&(true, true)), "ran in a group; signal deferred");
+        assert!(results[1].as_ref().is_err_and(|e| e.to_string().contains("no_such_table")), "{:?}", results[1]);
+        assert_eq!(results[2].as_ref().ok(), Some(&(true, true)));
+        assert!(has_source(&store, "a") && has_source(&store, "c"), "the others committed");
+        assert!(!has_source(&store, "b"), "the failing feed rolled back alone");
+        assert!(store.generation() > before, "signalled after the commit");
+    }
+
+    #[test]
+    fn only_commits_by_other_processes_count_as_external_changes() {
+        let path = temp_db("external");
+        let store = Store::open(&path).unwrap();
+        let before = store.generation();
+        // Our own commit without a change signal (a poll answered 304) changes nothing.
+        store.write_blocking(|w| add_source(&w.conn, "own")).unwrap().unwrap();
+        store.write_blocking(|_| ()).unwrap();
+        assert_eq!(store.generation(), before);
+        // The story engine is built from the rows...
+        store.write_blocking(|w| w.parts(0).map(|_| ())).unwrap().unwrap();
+        // ...and another process writes rows it has not seen: noticed within a second.
+        let other = Connection::open(&path).unwrap();
+        other.busy_timeout(Duration::from_secs(5)).unwrap();
+        add_source(&other, "other").unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(store.generation() > before, "a foreign commit is a change");
+        assert!(store.write_blocking(|w| w.stories.is_none()).unwrap(), "and the story engine is rebuilt");
+    }
+}
