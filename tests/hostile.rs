@@ -11,14 +11,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::{simple_feed, Desk, Reply, TestServer};
+use common::{simple_feed, Daemon, Desk, Reply, TestServer};
 use newsdesk::schedule::{backoff, plan_next, Schedule, Skip};
 
 /// Peak resident memory (VmHWM) allowed for the daemon through the whole run. Measured: about
@@ -33,68 +32,6 @@ const MAX_BODY: u64 = 8 * 1024 * 1024;
 const CALM: [&str; 3] = ["calm-a", "calm-b", "calm-c"];
 /// Hostile cases that are not errors: they go on answering 200 (or 304) every second.
 const KEEP_ANSWERING: [&str; 7] = ["xmlbomb", "badutf8", "sameguid", "rotguid", "huge", "flood", "samesec"];
-
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(d: &Desk) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_newsdesk"))
-            .arg("--config")
-            .arg(&d.config)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut g = l.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Peak resident set size in KiB, from `/proc/<pid>/status`.
-    fn vm_hwm_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    fn stop(mut self) -> (Option<i32>, String) {
-        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success());
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                return (status.code(), self.log());
-            }
-            assert!(Instant::now() < end, "daemon did not stop within 20s:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One GET of `/healthz`: (status code, latency); `None` when nothing answered within 3 s.
 fn healthz(port: u16) -> Option<(u16, Duration)> {
@@ -366,7 +303,7 @@ fn daemon_survives_hostile_upstreams() {
     }
     let d = d.write();
 
-    let daemon = Daemon::start(&d);
+    let daemon = Daemon::start(&d, &[]);
     let stop_health = Arc::new(AtomicBool::new(false));
     let health = watch_health(port, stop_health.clone());
     // The database exists once the daemon answers.
@@ -410,7 +347,7 @@ fn daemon_survives_hostile_upstreams() {
     let hwm_kib = daemon.vm_hwm_kib();
     stop_health.store(true, Ordering::Relaxed);
     let answers = health.join().unwrap();
-    let (code, log) = daemon.stop();
+    let (code, _, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
 
     // ---------------------------------------------------------------- the report
