@@ -49,6 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::farm::{Counts, Farm};
+use common::proc::{children_cpu_secs, thread_self_cpu_secs};
 use common::util::{env_num, newsdesk_bin, tail, TempDir};
 
 /// A poll still going after this is killed (and its row says so).
@@ -486,7 +487,7 @@ fn parse_newsdesk(farm: &Farm) -> Parse {
     let bases: Vec<url::Url> = (0..farm.feeds())
         .map(|i| url::Url::parse(&farm.url(i).unwrap_or_default()).expect("farm URLs are valid"))
         .collect();
-    let cpu0 = thread_cpu_secs();
+    let cpu0 = thread_self_cpu_secs();
     let mut p = Parse { bytes: 0, items: 0, cpu: 0.0, passes: 0 };
     while p.passes == 0 || p.cpu < PARSE_MIN_CPU_S {
         let now = chrono::Utc::now();
@@ -499,7 +500,7 @@ fn parse_newsdesk(farm: &Farm) -> Parse {
             p.bytes += body.len() as u64;
         }
         p.passes += 1;
-        p.cpu = thread_cpu_secs() - cpu0;
+        p.cpu = thread_self_cpu_secs() - cpu0;
     }
     p
 }
@@ -891,42 +892,6 @@ fn gnu_time() -> Option<PathBuf> {
     let out = Command::new(&p).arg("--version").output().ok()?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     text.contains("GNU").then_some(p)
-}
-
-/// Fields of a `stat` file after the command name, in seconds: (utime, stime, cutime, cstime).
-fn stat_times(path: &str) -> (f64, f64, f64, f64) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    let tick = clock_ticks();
-    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
-    // After ")": state is field 3, so field N is at index N - 3.
-    (get(11), get(12), get(13), get(14))
-}
-
-/// CPU time of the calling thread (the parse loop runs on one thread; the farm server's
-/// thread is idle then, but is not counted either way).
-fn thread_cpu_secs() -> f64 {
-    let (u, s, _, _) = stat_times("/proc/thread-self/stat");
-    u + s
-}
-
-/// CPU time of this process's reaped children (user, sys).
-fn children_cpu_secs() -> (f64, f64) {
-    let (_, _, cu, cs) = stat_times("/proc/self/stat");
-    (cu, cs)
-}
-
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
 }
 
 fn loadavg() -> String {

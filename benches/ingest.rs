@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::farm::{Counts, Farm, NEW_ITEMS_PER_ADVANCE};
+use common::proc::{children_cpu_secs, self_cpu_secs};
 use common::util::{env_num, newsdesk_bin, tail, TempDir};
 
 /// A run still going after this is killed (and the bench fails).
@@ -498,39 +499,6 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Fields of `/proc/self/stat` after the command name: (utime, stime, cutime, cstime) in s.
-fn self_stat() -> (f64, f64, f64, f64) {
-    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    let tick = clock_ticks();
-    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
-    // After ")": state is field 3, so field N is at index N - 3.
-    (get(11), get(12), get(13), get(14))
-}
-
-fn self_cpu_secs() -> f64 {
-    let (u, s, _, _) = self_stat();
-    u + s
-}
-
-fn children_cpu_secs() -> (f64, f64) {
-    let (_, _, cu, cs) = self_stat();
-    (cu, cs)
-}
-
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
 }
 
 /// Kills a process and its direct children (GNU time's child is newsdesk).
