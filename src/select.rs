@@ -33,6 +33,11 @@ use crate::store::queries::{self, SourceInfo, StoryItem};
 /// How much summary text keyword matching reads per item.
 const MATCH_TEXT_CHARS: usize = 4000;
 
+/// How much of an item's summary HTML is read to find its first [`MATCH_TEXT_CHARS`] of text:
+/// markup rarely doubles the length of news text, so four times as much leaves room, and the
+/// window's articles are not read whole on every rebuild.
+const MATCH_HTML_CHARS: usize = 4 * MATCH_TEXT_CHARS;
+
 /// One outlet that reported a story: its earliest item there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outlet {
@@ -86,9 +91,16 @@ pub fn select(
     now: i64,
 ) -> rusqlite::Result<Vec<StoryView>> {
     let since = now.saturating_sub(i64::try_from(topic.window.as_secs()).unwrap_or(i64::MAX));
-    let items = queries::story_items_since(conn, since)?;
+    // Keyword filters read every item's text; otherwise only the published leads need theirs.
+    let filter_text = !topic.include.is_empty() || !topic.exclude.is_empty();
+    let items = queries::story_items_since(conn, since, filter_text.then_some(MATCH_HTML_CHARS))?;
     let sources = queries::source_info(conn)?;
-    Ok(select_from(items, &sources, config, topic, now))
+    let mut stories = select_from(items, &sources, config, topic, now);
+    // The window's items came without their (whole) text: read it for the few published.
+    for s in &mut stories {
+        s.lead.summary = queries::item_text(conn, s.lead.id)?;
+    }
+    Ok(stories)
 }
 
 /// [`select`] over already loaded items (pure: the unit tests drive this).
@@ -100,6 +112,7 @@ pub fn select_from(
     now: i64,
 ) -> Vec<StoryView> {
     let filter = TopicFilter::new(config, topic);
+    let weights: HashMap<&str, f64> = config.sources.iter().map(|s| (s.id.as_str(), s.weight)).collect();
     let since = now.saturating_sub(i64::try_from(topic.window.as_secs()).unwrap_or(i64::MAX));
     let mut by_story: HashMap<i64, Vec<StoryItem>> = HashMap::new();
     for it in items {
@@ -108,7 +121,7 @@ pub fn select_from(
     let params = StoryParams::default();
     let mut stories: Vec<StoryView> = by_story
         .into_values()
-        .filter_map(|items| build_story(items, &filter, sources, config, since, now, &params))
+        .filter_map(|items| build_story(items, &filter, sources, &weights, since, now, &params))
         .filter(|s| s.outlets.len() >= topic.min_outlets)
         .collect();
     rank(&mut stories);
@@ -130,7 +143,7 @@ fn build_story(
     mut items: Vec<StoryItem>,
     filter: &TopicFilter,
     sources: &HashMap<String, SourceInfo>,
-    config: &Config,
+    weights: &HashMap<&str, f64>,
     since: i64,
     now: i64,
     params: &StoryParams,
@@ -141,7 +154,7 @@ fn build_story(
         return None;
     }
     let weight =
-        |it: &StoryItem| it.sources.iter().filter_map(|s| config.source(s)).map(|s| s.weight).fold(f64::NAN, f64::max);
+        |it: &StoryItem| it.sources.iter().filter_map(|s| weights.get(s.as_str())).copied().fold(f64::NAN, f64::max);
     // Earliest wins among equal weights: items are in time order and `max_by` keeps the last
     // of equals, so compare with the order reversed.
     let lead = items
@@ -286,9 +299,8 @@ impl<'a> Matcher<'a> {
         match self {
             Matcher::Regex(r) => t.raw.iter().any(|f| r.is_match(f)),
             Matcher::Substring(s) => t.folded.iter().any(|f| f.contains(s.as_str())),
-            Matcher::Words(w) => t.folded.iter().any(|f| {
-                let tokens: Vec<&str> = words(f).collect();
-                tokens.windows(w.len()).any(|win| win.iter().zip(w).all(|(a, b)| *a == b))
+            Matcher::Words(w) => t.folded.iter().zip(&t.words).any(|(f, tokens)| {
+                tokens.windows(w.len()).any(|win| win.iter().zip(w).all(|(r, b)| &f[r.clone()] == b))
             }),
         }
     }
@@ -299,6 +311,8 @@ impl<'a> Matcher<'a> {
 struct ItemText {
     raw: Vec<String>,
     folded: Vec<String>,
+    /// Where the words of each folded field are, found once for every phrase.
+    words: Vec<Vec<std::ops::Range<usize>>>,
 }
 
 impl ItemText {
@@ -308,19 +322,43 @@ impl ItemText {
             raw.push(quick_text(html, MATCH_TEXT_CHARS));
         }
         raw.extend(it.categories.iter().cloned());
-        let folded = raw.iter().map(|s| fold(s)).collect();
-        ItemText { raw, folded }
+        let folded: Vec<String> = raw.iter().map(|s| fold(s)).collect();
+        let words = folded.iter().map(|f| word_ranges(f).collect()).collect();
+        ItemText { raw, folded, words }
     }
 }
 
 /// Case- and accent-folds text: NFKD, combining marks dropped, lowercase.
+///
+/// Every ASCII character is a starter that nothing composes or reorders across, so ASCII
+/// runs are only lowercased and just the runs between them go through NFKD: same result,
+/// without decomposing the mostly-ASCII text of most news.
 pub fn fold(s: &str) -> String {
-    s.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        let ascii = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
+        out.extend(rest[..ascii].chars().map(|c| c.to_ascii_lowercase()));
+        rest = &rest[ascii..];
+        let other = rest.find(|c: char| c.is_ascii()).unwrap_or(rest.len());
+        out.extend(rest[..other].nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase));
+        rest = &rest[other..];
+    }
+    out
 }
 
 /// Words: maximal runs of letters and digits.
 fn words(s: &str) -> impl Iterator<Item = &str> {
     s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty())
+}
+
+/// [`words`], as byte ranges of `s`.
+fn word_ranges(s: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let base = s.as_ptr() as usize;
+    words(s).map(move |w| {
+        let start = w.as_ptr() as usize - base;
+        start..start + w.len()
+    })
 }
 
 /// Scripts written without spaces between words, where word boundaries cannot be seen.
@@ -339,6 +377,14 @@ fn unspaced_script(c: char) -> bool {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    proptest::proptest! {
+        #[test]
+        fn run_wise_fold_matches_whole_text_fold(s in "([a-zA-Z ,.]|é|É|e\u{301}|\u{301}|\u{327}|ﬁ|Ⅻ|ß|İ|Σ|한|\u{1100}\u{1161}|日|\u{a0}){0,40}") {
+            let whole: String = s.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect();
+            proptest::prop_assert_eq!(fold(&s), whole);
+        }
+    }
 
     fn config(extra: &str) -> Config {
         let text = format!(
@@ -391,6 +437,7 @@ mod tests {
 
     #[test]
     fn folding_and_word_boundaries() {
+        assert_eq!(fold("São PAULO e\u{301} ﬁ Ⅻ"), "sao paulo e fi xii");
         assert_eq!(fold("São Paulo ÉCOLE ﬁne"), "sao paulo ecole fine");
         let c = config("[[topic]]\nid = \"t\"\ninclude = [\"sao paulo\", \"Imran Khan\"]\nexclude = [\"cricket\"]");
         let f = TopicFilter::new(&c, &c.topics[0]);

@@ -57,6 +57,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Idle reader connections kept for reuse.
 const READER_POOL: usize = 4;
 
+/// How much nicer than the rest of the daemon the serving threads (HTTP workers and the feed
+/// builder) run: as nice as it gets. Polling comes first: a poll that waits loses freshness
+/// for every subscriber and its upstream's slot, while a subscriber whose answer waits a few
+/// milliseconds loses nothing. Under CFS a nice-19 thread weighs 1/68 of a nice-0 one, so it
+/// yields the core as soon as a poll needs it and has all the CPU the polls leave, which is
+/// nearly all of it between polls. (Under systemd the service's cgroup is what competes with
+/// other services; the niceness only orders the daemon's own threads.)
+pub const SERVE_NICE: i32 = 19;
+
 /// Everything the HTTP handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -72,8 +81,12 @@ pub struct AppState {
 impl AppState {
     /// State over a store, the shared config and the scheduler's heartbeat.
     pub fn new(store: Store, config: Arc<RwLock<Arc<Config>>>, heartbeat: Arc<AtomicI64>) -> AppState {
-        let cache =
-            Cache { topics: RwLock::default(), readers: Mutex::default(), rebuilds: tokio::sync::Semaphore::new(1) };
+        let cache = Cache {
+            topics: RwLock::default(),
+            readers: Mutex::default(),
+            rebuilds: tokio::sync::Semaphore::new(1),
+            builder: Mutex::default(),
+        };
         AppState { store, config, heartbeat, cache: Arc::new(cache) }
     }
 
@@ -89,20 +102,67 @@ impl AppState {
         F: FnOnce(&Connection) -> anyhow::Result<R> + Send + 'static,
     {
         let state = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match state.cache.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-                Some(c) => c,
-                None => state.store.reader()?,
-            };
-            let out = f(&conn);
-            let mut pool = state.cache.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < READER_POOL {
-                pool.push(conn);
+        tokio::task::spawn_blocking(move || state.read_now(f)).await.context("database read task")?
+    }
+
+    /// Runs `f` on a pooled reader connection on the feed builder thread, which runs at
+    /// [`SERVE_NICE`]: topic builds (select, render, gzip of a whole window) are the heaviest
+    /// thing serving does, and must not take the cores a poll is waiting for.
+    async fn build<R, F>(&self, f: F) -> anyhow::Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<R> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let state = self.clone();
+        let job: BuildJob = Box::new(move || {
+            let _ = tx.send(state.read_now(f));
+        });
+        let job = match self.builder_queue() {
+            Some(queue) => match queue.send(job) {
+                Ok(()) => None,
+                Err(std::sync::mpsc::SendError(job)) => Some(job),
+            },
+            None => Some(job),
+        };
+        if let Some(job) = job {
+            // No builder thread: build on the blocking pool rather than not at all.
+            tokio::task::spawn_blocking(job).await.context("feed build task")?;
+        }
+        rx.await.context("the feed builder stopped")?
+    }
+
+    /// The builder thread's queue; starts the thread the first time.
+    fn builder_queue(&self) -> Option<std::sync::mpsc::Sender<BuildJob>> {
+        let mut slot = self.cache.builder.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<BuildJob>();
+            let spawned = std::thread::Builder::new().name("feed-build".into()).spawn(move || {
+                lower_priority(SERVE_NICE);
+                // Ends when the cache, which holds the sender, is gone.
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            });
+            match spawned {
+                Ok(_) => *slot = Some(tx),
+                Err(e) => tracing::warn!("starting the feed builder thread: {e}"),
             }
-            out
-        })
-        .await
-        .context("database read task")?
+        }
+        slot.clone()
+    }
+
+    fn read_now<R>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<R>) -> anyhow::Result<R> {
+        let conn = match self.cache.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            Some(c) => c,
+            None => self.store.reader()?,
+        };
+        let out = f(&conn);
+        let mut pool = self.cache.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        out
     }
 
     /// A number that changes whenever stored content may have changed, from this process or
@@ -118,7 +178,11 @@ struct Cache {
     /// At most one topic rebuild at a time: each one reads and renders a whole window, and
     /// running them side by side only takes the cores the polls need.
     rebuilds: tokio::sync::Semaphore,
+    /// The feed builder thread's queue, started on first use (see [`AppState::build`]).
+    builder: Mutex<Option<std::sync::mpsc::Sender<BuildJob>>>,
 }
+
+type BuildJob = Box<dyn FnOnce() + Send>;
 
 /// One topic rendered in every format.
 struct TopicFeeds {
@@ -243,6 +307,7 @@ pub async fn run(
         let worker = std::thread::Builder::new()
             .name(format!("http-{i}"))
             .spawn(move || -> anyhow::Result<()> {
+                lower_priority(SERVE_NICE);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -293,6 +358,17 @@ pub async fn run(
     })
     .await
     .context("waiting for the HTTP workers")
+}
+
+/// Makes the calling thread `by` nicer than it is (Linux applies `setpriority` to a single
+/// thread when given a thread id). Only ever lowers priority, which needs no privilege.
+fn lower_priority(by: i32) {
+    let tid = rustix::thread::gettid();
+    let result = rustix::process::getpriority_process(Some(tid))
+        .and_then(|now| rustix::process::setpriority_process(Some(tid), (now + by).min(19)));
+    if let Err(e) = result {
+        tracing::debug!("lowering the priority of a serving thread: {e}");
+    }
 }
 
 /// One worker: serves the connections it is handed until `stop`, then gives them
@@ -523,7 +599,7 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
     }
     let (cfg, t) = (config.clone(), topic.clone());
     let built = state
-        .read(move |conn| {
+        .build(move |conn| {
             let now = unix_now();
             let stories = crate::select::select(conn, &cfg, &t, now)
                 .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
@@ -694,6 +770,20 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serving_threads_are_nicer() {
+        let before = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let inside = std::thread::spawn(|| {
+            lower_priority(SERVE_NICE);
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, (before + SERVE_NICE).min(19));
+        // Only that thread: the caller keeps its priority.
+        assert_eq!(rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap(), before);
+    }
 
     #[test]
     fn conditional_headers() {

@@ -51,6 +51,14 @@ pub fn title(input: &str) -> String {
 /// would cost more than the whole rest of ingest.
 pub fn quick_text(html: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(max_chars.min(html.len()));
+    // Whitespace runs collapse to one space as they come (no second pass over the text).
+    let push = |out: &mut String, c: char| {
+        if !c.is_whitespace() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
+        }
+    };
     let mut in_tag = false;
     let mut count = 0;
     let mut chars = html.chars();
@@ -59,9 +67,7 @@ pub fn quick_text(html: &str, max_chars: usize) -> String {
             '<' => in_tag = true,
             '>' if in_tag => {
                 in_tag = false;
-                if !out.ends_with(' ') {
-                    out.push(' ');
-                }
+                push(&mut out, ' ');
             }
             _ if in_tag => {}
             '&' => {
@@ -72,12 +78,12 @@ pub fn quick_text(html: &str, max_chars: usize) -> String {
                         .find(|(e, _)| rest.starts_with(e))
                         .map(|(e, ch)| (*ch, e.len()))
                         .unwrap_or(('&', 0));
-                out.push(rep);
+                push(&mut out, rep);
                 chars = rest[skip..].chars();
                 count += 1;
             }
             c => {
-                out.push(c);
+                push(&mut out, c);
                 count += 1;
             }
         }
@@ -85,7 +91,10 @@ pub fn quick_text(html: &str, max_chars: usize) -> String {
             break;
         }
     }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
 }
 
 fn is_invisible(c: char) -> bool {
@@ -108,6 +117,56 @@ fn strip_markup(input: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The two-pass version `quick_text` replaced (collapse whitespace afterwards).
+    fn quick_text_two_pass(html: &str, max_chars: usize) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        let mut count = 0;
+        let mut chars = html.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '<' => in_tag = true,
+                '>' if in_tag => {
+                    in_tag = false;
+                    if !out.ends_with(' ') {
+                        out.push(' ');
+                    }
+                }
+                _ if in_tag => {}
+                '&' => {
+                    let rest = chars.as_str();
+                    let (rep, skip) =
+                        [("amp;", '&'), ("lt;", '<'), ("gt;", '>'), ("quot;", '"'), ("#39;", '\''), ("nbsp;", ' ')]
+                            .iter()
+                            .find(|(e, _)| rest.starts_with(e))
+                            .map(|(e, ch)| (*ch, e.len()))
+                            .unwrap_or(('&', 0));
+                    out.push(rep);
+                    chars = rest[skip..].chars();
+                    count += 1;
+                }
+                c => {
+                    out.push(c);
+                    count += 1;
+                }
+            }
+            if count >= max_chars {
+                break;
+            }
+        }
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quick_text_matches_two_pass(
+            html in "([ \t\n\u{a0}\u{2003}]|<p>|</a>|<b class=\"x\">|&amp;|&nbsp;|&lt;|&#39;|&|a|é|Z|>){0,60}",
+            max in 0usize..80,
+        ) {
+            proptest::prop_assert_eq!(quick_text(&html, max), quick_text_two_pass(&html, max));
+        }
+    }
+
     use super::*;
 
     #[test]

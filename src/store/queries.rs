@@ -43,10 +43,14 @@ pub struct StoryItem {
 /// story active in the window comes with its older items too.
 ///
 /// Uses the `items(story_time)` index to find the live stories and `items(story_id)` to load
-/// their items: the cost follows the window, not the size of the database.
-pub fn story_items_since(conn: &Connection, since: i64) -> rusqlite::Result<Vec<StoryItem>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT i.id, COALESCE(s.merged_into, i.story_id), i.link, i.title, i.summary, i.content, i.published,
+/// their items: the cost follows the window, not the size of the database. Items come without
+/// their article text (`summary` and `content` are `None`), or with `text = Some(n)` with the
+/// first `n` characters of their summary, else content, in `summary` (for keyword filters):
+/// reading every article of the window whole on each rebuild cost more than all the rest.
+/// [`item_text`] reads the whole text of the few items that get published.
+pub fn story_items_since(conn: &Connection, since: i64, text: Option<usize>) -> rusqlite::Result<Vec<StoryItem>> {
+    let sql = format!(
+        "SELECT i.id, COALESCE(s.merged_into, i.story_id), i.link, i.title, {}, NULL, i.published,
                 i.updated, i.first_seen, COALESCE(i.story_time, i.published), i.authors, i.categories,
                 i.copy_of IS NOT NULL,
                 (SELECT group_concat(x.source_id, char(31)) FROM
@@ -55,7 +59,12 @@ pub fn story_items_since(conn: &Connection, since: i64) -> rusqlite::Result<Vec<
          FROM items i LEFT JOIN stories s ON s.id = i.story_id
          WHERE i.story_id IN (SELECT DISTINCT story_id FROM items WHERE story_time >= ?1 AND story_id IS NOT NULL)
          ORDER BY i.story_id, i.story_time, i.id",
-    )?;
+        match text {
+            Some(n) => format!("substr(COALESCE(i.summary, i.content), 1, {n})"),
+            None => "NULL".to_string(),
+        }
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([since], |r| {
         let authors: String = r.get(10)?;
         let categories: String = r.get(11)?;
@@ -81,6 +90,14 @@ pub fn story_items_since(conn: &Connection, since: i64) -> rusqlite::Result<Vec<
         })
     })?;
     rows.collect()
+}
+
+/// An item's summary, else its content: the text [`story_items_since`] leaves out.
+pub fn item_text(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT COALESCE(summary, content) FROM items WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .map(Option::flatten)
 }
 
 /// What the renderers show about a source.
