@@ -148,7 +148,7 @@ fn bench(s: &Setup, dir: &Path) -> Result<ExitCode, String> {
     let children_before = children_cpu_secs();
     let bench_cpu_before = self_cpu_secs();
     let start = Instant::now();
-    let mut daemon = Daemon::start(&bin, &config, &dir.join("daemon"))?;
+    let mut daemon = Daemon::start(&bin, &config, &dir.join("daemon"), false)?;
     let pid = daemon.pid();
 
     let sampler = Sampler::start(pid);

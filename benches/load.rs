@@ -58,14 +58,23 @@
 //! slowdown <= 2; `NEWSDESK_BENCH_STRICT=1` exits 2 when one is missed.
 //!
 //! Everything runs on this machine: the daemon, the farm (a thread of this process) and the
-//! 200 client threads share its cores, so the clients' CPU is taken from the daemon; the
-//! report prints how much they used.
+//! 200 client threads share its cores. In production subscribers are other machines and cost
+//! the daemon's host nothing but the serving itself; here 200 busy client threads would each
+//! weigh as much as one of the daemon's threads and take most of the CPU from it. So by
+//! default the client threads run at nice 19 (`NEWSDESK_BENCH_CLIENT_CPU=idle`): they get the
+//! CPU the daemon leaves, and their own scheduling delays count in the latencies they report.
+//! `group` starts the daemon in a session of its own instead (the kernel's autogroups then
+//! share the CPU half and half between the daemon and the clients, as between two services on
+//! one host), and `equal` leaves every thread at one priority; the report prints how much CPU
+//! the clients used either way. Inside the daemon, polling outranks serving (`SERVE_NICE` in
+//! src/serve.rs), so in every mode the polls compete with the daemon's own serving.
 //!
 //! Environment: `NEWSDESK_BENCH_FEEDS` (1000), `NEWSDESK_BENCH_ITEMS` (30),
 //! `NEWSDESK_BENCH_CLIENTS` (200), `NEWSDESK_BENCH_SECS` (30: load duration),
 //! `NEWSDESK_BENCH_PERIOD` (seconds: the sources' `every`; default the load duration, at most
 //! FEEDS/4 so the catch-up stays slot-based), `NEWSDESK_BENCH_THINK_MS` (0),
-//! `NEWSDESK_BENCH_SEED` (1), `NEWSDESK_BIN`, `NEWSDESK_BENCH_STRICT=1`,
+//! `NEWSDESK_BENCH_SEED` (1), `NEWSDESK_BENCH_CLIENT_CPU` (`idle`, `group` or `equal`, see
+//! above), `NEWSDESK_BIN`, `NEWSDESK_BENCH_STRICT=1`,
 //! `NEWSDESK_BENCH_KEEP=1` (keep the temp dir: configs, databases, daemon logs). `RUST_LOG` is
 //! passed through (it must keep INFO lines: the bench reads `stored` from the log).
 
@@ -102,6 +111,15 @@ fn main() -> ExitCode {
     let period = env_num("NEWSDESK_BENCH_PERIOD", secs.min(feeds as u64 / 4));
     let think_ms = env_num("NEWSDESK_BENCH_THINK_MS", 0);
     let seed = env_num("NEWSDESK_BENCH_SEED", 1);
+    let client_cpu = match std::env::var("NEWSDESK_BENCH_CLIENT_CPU").as_deref() {
+        Ok("idle") | Err(_) => ClientCpu::Idle,
+        Ok("group") => ClientCpu::Group,
+        Ok("equal") => ClientCpu::Equal,
+        Ok(other) => {
+            eprintln!("load bench: NEWSDESK_BENCH_CLIENT_CPU={other:?}: say idle, group or equal");
+            return ExitCode::FAILURE;
+        }
+    };
     if feeds < 20 || items == 0 || clients == 0 || secs == 0 || period < 2 {
         eprintln!(
             "load bench: FEEDS must be at least 20, ITEMS, CLIENTS and SECS positive, PERIOD at least 2 (seconds)"
@@ -123,6 +141,7 @@ fn main() -> ExitCode {
         period: Duration::from_secs(period),
         think: Duration::from_millis(think_ms),
         seed,
+        client_cpu,
     };
     match bench(&setup, &tmp.path) {
         Ok(code) => code,
@@ -146,6 +165,39 @@ struct Setup {
     period: Duration,
     think: Duration,
     seed: u64,
+    client_cpu: ClientCpu,
+}
+
+/// How the clients' CPU weighs against the daemon's (`NEWSDESK_BENCH_CLIENT_CPU`).
+#[derive(Clone, Copy, PartialEq)]
+enum ClientCpu {
+    /// `idle` (the default): client threads at nice 19, so they run on what the daemon leaves,
+    /// as subscribers on other machines cost it nothing.
+    Idle,
+    /// `group`: the daemon in a session of its own, so the kernel shares the CPU between it and
+    /// the clients as two groups, as between two systemd services on one machine.
+    Group,
+    /// `equal`: each client thread weighs as much as each daemon thread.
+    Equal,
+}
+
+impl ClientCpu {
+    fn describe(self) -> &'static str {
+        match self {
+            ClientCpu::Idle => {
+                "client threads at nice 19 (NEWSDESK_BENCH_CLIENT_CPU=idle): they use the CPU the daemon leaves, as \
+                 subscribers on other machines would"
+            }
+            ClientCpu::Group => {
+                "the daemon in a session of its own (NEWSDESK_BENCH_CLIENT_CPU=group): it and the clients share the \
+                 CPU as two groups, half each when both want it"
+            }
+            ClientCpu::Equal => {
+                "clients and daemon in one session at one priority (NEWSDESK_BENCH_CLIENT_CPU=equal): each of the \
+                 client threads weighs as much as a daemon thread"
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------- the bench
@@ -259,7 +311,8 @@ fn run(
     let farm_cpu_before = farm_thread_cpu();
     let bench_cpu_before = self_cpu_secs();
     let clock = Clock::now();
-    let mut daemon = Daemon::start(bin, &config, &dir.join(format!("daemon-{name}")))?;
+    let mut daemon =
+        Daemon::start(bin, &config, &dir.join(format!("daemon-{name}")), s.client_cpu == ClientCpu::Group)?;
     let pid = daemon.pid();
     let ready = wait_healthy(listen, clock.start, &mut daemon)?;
     let load = with_clients.then(|| Load::start(s, listen, clock.start));
@@ -630,12 +683,18 @@ impl Load {
         let deadline = Instant::now() + s.load;
         let threads = (0..s.clients)
             .filter_map(|k| {
-                let (counter, think, seed) = (counter.clone(), s.think, s.seed);
+                let (counter, think, seed, idle) = (counter.clone(), s.think, s.seed, s.client_cpu == ClientCpu::Idle);
                 std::thread::Builder::new()
                     .name(format!("client-{k}"))
                     // Mostly blocked in read(2): a small stack keeps 200 of them cheap.
                     .stack_size(256 * 1024)
-                    .spawn(move || client(addr, Rng::at(seed, 7, k as u64, 0), t0, deadline, think, &counter))
+                    .spawn(move || {
+                        if idle {
+                            // Only ever lowers this thread's priority, which needs no privilege.
+                            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                        }
+                        client(addr, Rng::at(seed, 7, k as u64, 0), t0, deadline, think, &counter)
+                    })
                     .ok()
             })
             .collect();
@@ -1162,9 +1221,11 @@ fn report(
     }
 
     println!();
+    let session = s.client_cpu.describe();
     println!(
         "notes: {cores} cores run the daemon, the feed farm (one thread of this process) and the {} client threads at \
-         once, so the clients' CPU is taken from the daemon; load average at the start {}, at the end {}.",
+         once, so the clients' CPU is taken from the daemon; load average at the start {}, at the end {}.\n       \
+         CPU: {session}.",
         s.clients, loads.0, loads.1
     );
     println!(

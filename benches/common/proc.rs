@@ -37,12 +37,24 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `bin --config CONFIG run` with stdout and stderr in `{logs}.stdout` and
     /// `{logs}.stderr`, outside any systemd notification (so it neither notifies nor expects
-    /// a watchdog). `RUST_LOG` is passed through.
-    pub fn start(bin: &Path, config: &Path, logs: &Path) -> Result<Daemon, String> {
+    /// a watchdog). `RUST_LOG` is passed through. With `own_session` it runs under `setsid`
+    /// (which execs it: the child's pid is the daemon's).
+    pub fn start(bin: &Path, config: &Path, logs: &Path, own_session: bool) -> Result<Daemon, String> {
         let err_path = logs.with_extension("stderr");
         let out_path = logs.with_extension("stdout");
         let io = |e: std::io::Error| format!("daemon log files: {e}");
-        let child = Command::new(bin)
+        // In a session of its own the daemon is its own scheduling group (the kernel's
+        // autogroup): with other processes it shares the CPU as one group, as a systemd
+        // service's cgroup does, whatever number of threads each side runs.
+        let own_session = own_session && Path::new("/usr/bin/setsid").is_file();
+        let mut cmd = if own_session {
+            let mut c = Command::new("/usr/bin/setsid");
+            c.arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        let child = cmd
             .arg("--config")
             .arg(config)
             .arg("run")
