@@ -126,7 +126,7 @@ http {
   }
 }
 EOF
-nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" -g 'daemon off;' &
+nice -n 19 nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" -g 'daemon off;' &
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$NGX_PORT/topics/top.rss" && break; sleep 0.1; done
 
@@ -145,7 +145,7 @@ GZ=$(curl -sf -H 'Accept-Encoding: gzip' "$ND_URL" | wc -c)
 # One wrk run: prints "req/s p99_ms".
 load() {
   local url=$1; shift
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$WORK/wrk.out" 2>&1
+  nice -n "${CLIENT_NICE:-19}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$WORK/wrk.out" 2>&1
   python3 - "$WORK/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()

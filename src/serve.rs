@@ -35,6 +35,8 @@ use crate::metrics::METRICS;
 use crate::render::{self, Format};
 use crate::store::{queries, sources, Store};
 
+mod sendfile;
+
 /// A cached feed older than this is rebuilt even when nothing was stored: topic windows
 /// slide and coverage scores decay with time.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
@@ -194,6 +196,10 @@ struct TopicFeeds {
 
 /// One rendered document with everything its responses need, prepared once.
 struct Rendered {
+    // Declared before the bytes they copy: fields drop in order, so a copy is unregistered
+    // before its bytes can be freed (see `sendfile`).
+    _body_file: Option<sendfile::FileCopy>,
+    _gzip_file: Option<sendfile::FileCopy>,
     body: Bytes,
     gzip: Bytes,
     /// Hash of `body`, hex; the ETag is `"{tag}"`, and `"{tag}-gz"` for the gzip form.
@@ -216,14 +222,17 @@ impl Rendered {
             Some(p) => now.max(p.modified + 1),
             None => now,
         };
-        let gzip = gzip(&body);
+        let gzip = Bytes::from(gzip(&body));
+        let body = Bytes::from(body);
         Rendered {
+            _body_file: sendfile::FileCopy::new(&body),
+            _gzip_file: sendfile::FileCopy::new(&gzip),
             etag: header_value(&format!("\"{tag}\"")),
             etag_gz: header_value(&format!("\"{tag}-gz\"")),
             last_modified: header_value(&http_date(modified)),
             content_type: HeaderValue::from_static(format.content_type()),
-            body: Bytes::from(body),
-            gzip: Bytes::from(gzip),
+            body,
+            gzip,
             tag,
             modified,
         }
@@ -403,7 +412,7 @@ async fn worker(
         conns.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(sendfile::Conn::new(stream)), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
