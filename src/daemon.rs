@@ -55,6 +55,10 @@ impl Shared {
 pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = Store::open(&config.daemon.database)?;
+    if let Err(e) = store.checkpoint_in_background().await {
+        // Checkpoints then stay inside the writer's commits: slower polls now and then, no harm.
+        tracing::warn!("{e:#}");
+    }
     set_max_size(&store, config.daemon.max_db_size).await?;
     sync_sources(&store, &config).await?;
     let shared = Shared {

@@ -9,6 +9,14 @@
 //! instead of once per feed. Results, and the "content changed" signal readers cache by, are
 //! delivered only after the group commits. With no queue, a group is one job: the same
 //! latency as a transaction per job.
+//!
+//! Checkpoints: by default SQLite copies the WAL back into the database inside the commit that
+//! pushes the WAL past 1,000 pages, fsync included, so now and then a poll's commit waited for
+//! a checkpoint (the long tail of per-poll latency in the daemon). The daemon moves them to a
+//! thread of their own ([`Store::checkpoint_in_background`]): at most one PASSIVE checkpoint a
+//! second while there are writes, on its own connection, beside the writer's appends; the
+//! writer checkpoints itself only past [`WAL_CAP_PAGES`], when continuous writes never let
+//! the background checkpoints catch up. `newsdesk fetch` keeps SQLite's default.
 
 pub mod items;
 pub mod queries;
@@ -37,6 +45,14 @@ enum Job {
     Grouped(Box<dyn FnOnce(&mut Writer) -> Finish + Send>),
 }
 
+/// With a background checkpointer, the WAL size (in pages) past which the writer checkpoints
+/// inside its own commits again (SQLite's `wal_autocheckpoint`): 64 MiB of 4 KiB pages.
+pub const WAL_CAP_PAGES: i64 = 16_384;
+
+/// How long the background checkpointer lets writes accumulate before a checkpoint (each one
+/// ends with an fsync of the database file).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Most jobs committed in one group transaction (bounds the WAL growth and the delay before
 /// readers see the first feed of a group).
 pub const MAX_GROUP: usize = 64;
@@ -51,6 +67,8 @@ pub struct Writer {
     generation: Arc<AtomicU64>,
     /// Content changed inside a transaction that has not committed yet.
     dirty: bool,
+    /// Tells the background checkpointer that the WAL grew (see the module doc).
+    checkpointer: Option<mpsc::SyncSender<()>>,
 }
 
 impl Writer {
@@ -204,7 +222,14 @@ impl Store {
             .with_context(|| format!("configuring database {}", path.display()))?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let generation = Arc::new(AtomicU64::new(1));
-        let mut writer = Writer { conn, stories: None, last_expire: 0, generation: generation.clone(), dirty: false };
+        let mut writer = Writer {
+            conn,
+            stories: None,
+            last_expire: 0,
+            generation: generation.clone(),
+            dirty: false,
+            checkpointer: None,
+        };
         thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || {
@@ -230,10 +255,45 @@ impl Store {
                         Job::Grouped(f) => next = writer.run_group(f, &rx),
                     }
                     writer.check_external(&mut seen_version);
+                    if let Some(c) = &writer.checkpointer {
+                        // Full: a checkpoint is already due; either way nothing waits.
+                        let _ = c.try_send(());
+                    }
                 }
             })
             .context("starting the database writer thread")?;
         Ok(Store { path: path.to_path_buf(), jobs, generation, readers: Arc::default() })
+    }
+
+    /// Moves WAL checkpoints off the writer's commits onto a thread of their own (see the
+    /// module doc). For the daemon, where a commit's latency is a poll's latency.
+    pub async fn checkpoint_in_background(&self) -> anyhow::Result<()> {
+        let conn = Connection::open(&self.path)
+            .with_context(|| format!("opening database {} for checkpoints", self.path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let path = self.path.clone();
+        thread::Builder::new()
+            .name("db-checkpoint".into())
+            .spawn(move || {
+                // Ends when the writer, which holds the sender, is gone.
+                while rx.recv().is_ok() {
+                    thread::sleep(CHECKPOINT_EVERY);
+                    while rx.try_recv().is_ok() {}
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!("checkpointing database {}: {e}", path.display());
+                    }
+                }
+            })
+            .context("starting the checkpoint thread")?;
+        self.write(move |w| {
+            w.conn.pragma_update(None, "wal_autocheckpoint", WAL_CAP_PAGES)?;
+            w.checkpointer = Some(tx);
+            Ok::<_, rusqlite::Error>(())
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the database writer stopped"))?
+        .context("configuring checkpoints")
     }
 
     /// A number that grows whenever stored content changes: cache keys for rendered feeds.
@@ -443,5 +503,32 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1500));
         assert!(store.generation() > before, "a foreign commit is a change");
         assert!(store.write_blocking(|w| w.stories.is_none()).unwrap(), "and the story engine is rebuilt");
+    }
+
+    #[test]
+    fn background_checkpoints_copy_the_wal_back_without_counting_as_changes() {
+        let path = temp_db("checkpoint");
+        let store = Store::open(&path).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(store.checkpoint_in_background()).unwrap();
+        let cap: i64 = store
+            .write_blocking(|w| w.conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cap, WAL_CAP_PAGES);
+        let db_len = || std::fs::metadata(&path).unwrap().len();
+        let before = (db_len(), store.generation());
+        // 2 MB: under SQLite's own 1,000-page threshold, so only our checkpointer copies it.
+        store
+            .write_blocking(|w| {
+                w.conn.execute_batch("CREATE TABLE filler(x BLOB)")?;
+                w.conn.execute("INSERT INTO filler VALUES (zeroblob(2000000))", [])
+            })
+            .unwrap()
+            .unwrap();
+        assert!(db_len() < before.0 + 1_000_000, "still in the WAL right after the commit");
+        std::thread::sleep(CHECKPOINT_EVERY + Duration::from_millis(1500));
+        assert!(db_len() >= before.0 + 2_000_000, "copied into the database file: {} bytes", db_len());
+        assert_eq!(store.generation(), before.1, "a checkpoint is not a foreign change");
     }
 }
