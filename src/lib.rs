@@ -14,14 +14,15 @@
 //! - [`parse`]: bytes -> [`model::Item`]s (feed-rs underneath, lenient dates, charset).
 //! - [`normalize`]: canonical URLs, plain-text titles, sanitised HTML.
 //! - [`dedup`]: identity keys (the same item again, the same article under another URL).
-//! - [`store`]: SQLite schema, migrations, the single writer, and read queries.
+//! - [`store`]: SQLite schema, migrations, the single writer, WAL checkpoints, and read queries.
 //! - [`daemon`]: the long-running wiring: scheduler, signals, systemd notify, watchdog, retention.
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.
 //! - [`metrics`]: process-wide counters for `/metrics`.
 //! - [`select`]: topic filters (sources, tags, keywords, outlets, window) and ranking.
 //! - [`render`]: stories -> RSS 2.0 / Atom 1.0 / JSON Feed 1.1 bytes, and the HTML index.
-//! - [`serve`]: HTTP routes and the rendered-bytes cache (ETag, 304, gzip).
+//! - [`serve`]: HTTP routes, the rendered-bytes cache (ETag, 304, gzip) and its feed builder
+//!   thread, and `sendfile` for large bodies (`serve/sendfile.rs`).
 //! - [`export`]: every topic as static files for nginx; [`opml`]: sources to and from OPML.
 #![forbid(unsafe_code)]
 

@@ -7,9 +7,13 @@
 //! notices within a second through `PRAGMA data_version` on its own connection, so
 //! `newsdesk fetch` next to a running daemon shows up), the config was swapped, or
 //! [`MAX_AGE`] passed: windows slide and coverage decays with time alone. Rebuilds run in a
-//! background refresher, one at a time and at most every [`REBUILD_EVERY`] per topic; readers
+//! background refresher, one at a time and at most every `REBUILD_EVERY` (2 s) per topic; readers
 //! get the previous bytes meanwhile and wait only for a topic's very first build. Rebuilt
 //! bytes that did not change keep their ETag and Last-Modified, so clients keep getting 304s.
+//!
+//! Serving yields to polling: the HTTP workers and the feed builder thread (where rebuilds
+//! run) are at [`SERVE_NICE`]. Bodies of 16 KB and more go out with `sendfile(2)` from a memfd
+//! copy (`serve/sendfile.rs`), not copied into the socket per request.
 //!
 //! `run(listener, state, shutdown)` takes its listener and shutdown signal from the caller
 //! (mini-redis style), so tests bind `127.0.0.1:0`; it runs its own accept loop over hyper.
@@ -560,7 +564,7 @@ async fn feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) -> a
 }
 
 /// Rebuilds stale cached topics in the background, one at a time, each at most every
-/// [`REBUILD_EVERY`], and rests as long as each rebuild took: during a cold poll every commit
+/// `REBUILD_EVERY` (2 s), and rests as long as each rebuild took: during a cold poll every commit
 /// changes the content, and back-to-back rebuilds took the cores the polls need. Clients
 /// cache for a minute anyway.
 async fn refresher(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
