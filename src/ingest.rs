@@ -167,6 +167,8 @@ impl Poller {
                             return report(Outcome::Failed("shutting down".into()));
                         };
                         let parsed = tokio::task::spawn_blocking(move || {
+                            // Yield to the writer every poll ends in (see `priority`).
+                            crate::priority::at_least(crate::priority::PARSE_NICE);
                             let mut feed = crate::parse::parse_feed(&body, ct.as_deref(), &base, max_items, now)?;
                             feed.items.retain(|i| i.published.is_none_or(|p| p >= cutoff));
                             let outlet = configured_title.or_else(|| feed.title.clone()).unwrap_or(source_id);

@@ -23,6 +23,7 @@
 //! - [`render`]: stories -> RSS 2.0 / Atom 1.0 / JSON Feed 1.1 bytes, and the HTML index.
 //! - [`serve`]: HTTP routes, the rendered-bytes cache (ETag, 304, gzip) and its feed builder
 //!   thread, and `sendfile` for large bodies (`serve/sendfile.rs`).
+//! - [`priority`]: thread priorities: the writer first, parsing next, serving last.
 //! - [`export`]: every topic as static files for nginx; [`opml`]: sources to and from OPML.
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod model;
 pub mod normalize;
 pub mod opml;
 pub mod parse;
+pub mod priority;
 pub mod render;
 pub mod schedule;
 pub mod select;

@@ -86,9 +86,8 @@ pub fn parse_feed(
     feed.items_dropped += cut;
     // One scan of the document for both elements.
     if xml
-        && prepared
-            .match_indices("<skip")
-            .any(|(i, _)| prepared[i..].starts_with("<skipHours") || prepared[i..].starts_with("<skipDays"))
+        && memchr::memmem::find_iter(prepared.as_bytes(), b"<skip")
+            .any(|i| prepared[i..].starts_with("<skipHours") || prepared[i..].starts_with("<skipDays"))
     {
         feed.skip = skip_rules(&prepared);
     }
@@ -126,7 +125,8 @@ fn cut_entries_over_cap(doc: &str, xml: bool, max_items: usize) -> Option<(Strin
 fn xml_entries_over_cap(doc: &str, max_items: usize) -> Vec<(std::ops::Range<usize>, usize)> {
     use quick_xml::events::Event;
     // Cheap test first: no more tags that could be entries than the cap, nothing to do.
-    let candidates = doc.matches("item").count() + doc.matches("entry").count();
+    let count = |needle: &[u8]| memchr::memmem::find_iter(doc.as_bytes(), needle).count();
+    let candidates = count(b"item") + count(b"entry");
     if candidates <= max_items {
         return Vec::new();
     }

@@ -69,8 +69,8 @@ const READER_POOL: usize = 4;
 /// milliseconds loses nothing. Under CFS a nice-19 thread weighs 1/68 of a nice-0 one, so it
 /// yields the core as soon as a poll needs it and has all the CPU the polls leave, which is
 /// nearly all of it between polls. (Under systemd the service's cgroup is what competes with
-/// other services; the niceness only orders the daemon's own threads.)
-pub const SERVE_NICE: i32 = 19;
+/// other services; the niceness only orders the daemon's own threads.) See `priority`.
+pub use crate::priority::SERVE_NICE;
 
 /// Everything the HTTP handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -144,7 +144,7 @@ impl AppState {
         if slot.is_none() {
             let (tx, rx) = std::sync::mpsc::channel::<BuildJob>();
             let spawned = std::thread::Builder::new().name("feed-build".into()).spawn(move || {
-                lower_priority(SERVE_NICE);
+                crate::priority::at_least(SERVE_NICE);
                 // Ends when the cache, which holds the sender, is gone.
                 while let Ok(job) = rx.recv() {
                     job();
@@ -320,7 +320,7 @@ pub async fn run(
         let worker = std::thread::Builder::new()
             .name(format!("http-{i}"))
             .spawn(move || -> anyhow::Result<()> {
-                lower_priority(SERVE_NICE);
+                crate::priority::at_least(SERVE_NICE);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -371,17 +371,6 @@ pub async fn run(
     })
     .await
     .context("waiting for the HTTP workers")
-}
-
-/// Makes the calling thread `by` nicer than it is (Linux applies `setpriority` to a single
-/// thread when given a thread id). Only ever lowers priority, which needs no privilege.
-fn lower_priority(by: i32) {
-    let tid = rustix::thread::gettid();
-    let result = rustix::process::getpriority_process(Some(tid))
-        .and_then(|now| rustix::process::setpriority_process(Some(tid), (now + by).min(19)));
-    if let Err(e) = result {
-        tracing::debug!("lowering the priority of a serving thread: {e}");
-    }
 }
 
 /// One worker: serves the connections it is handed until `stop`, then gives them
@@ -783,20 +772,6 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serving_threads_are_nicer() {
-        let before = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        let inside = std::thread::spawn(|| {
-            lower_priority(SERVE_NICE);
-            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(inside, (before + SERVE_NICE).min(19));
-        // Only that thread: the caller keeps its priority.
-        assert_eq!(rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap(), before);
-    }
 
     #[test]
     fn conditional_headers() {
