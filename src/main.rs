@@ -214,6 +214,12 @@ fn fetch(config: Config, ids: Vec<String>, force: bool) -> anyhow::Result<ExitCo
     }
     let store = open_store(&config)?;
     let rt = runtime()?;
+    // Checkpoints off the writer's commits, as in the daemon: the writer is what every poll
+    // waits for. Not fatal: they then stay inside the commits.
+    if let Err(e) = rt.block_on(store.checkpoint_in_background()) {
+        tracing::warn!("{e:#}");
+    }
+    let finish = store.clone();
     let total = selected.len();
     let tty = std::io::stderr().is_terminal();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -229,6 +235,7 @@ fn fetch(config: Config, ids: Vec<String>, force: bool) -> anyhow::Result<ExitCo
             let _ = err.flush();
         }
     }));
+    finish.checkpoint_now();
     let mut stdout = std::io::stdout().lock();
     let (mut new, mut updated, mut failed) = (0, 0, 0);
     for r in &reports {

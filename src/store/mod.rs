@@ -16,7 +16,8 @@
 //! thread of their own ([`Store::checkpoint_in_background`]): at most one PASSIVE checkpoint a
 //! second while there are writes, on its own connection, beside the writer's appends; the
 //! writer checkpoints itself only past [`WAL_CAP_PAGES`], when continuous writes never let
-//! the background checkpoints catch up. `newsdesk fetch` keeps SQLite's default.
+//! the background checkpoints catch up. `newsdesk fetch` does the same (its writer is its
+//! critical path too) and ends with one full checkpoint ([`Store::checkpoint_now`]).
 
 pub mod items;
 pub mod queries;
@@ -294,6 +295,23 @@ impl Store {
         .await
         .map_err(|_| anyhow::anyhow!("the database writer stopped"))?
         .context("configuring checkpoints")
+    }
+
+    /// Copies the whole WAL into the database file and empties it, unless a reader (a daemon
+    /// next door) is in the way for more than a moment: what a one-shot command does last, so
+    /// its time includes the checkpoint and the next process has no WAL to replay.
+    pub fn checkpoint_now(&self) {
+        let done = self.write_blocking(|w| {
+            w.conn.busy_timeout(std::time::Duration::from_millis(200))?;
+            let r = w.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            w.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            r
+        });
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("final checkpoint of {}: {e}", self.path.display()),
+            Err(WriterStopped) => tracing::debug!("final checkpoint of {}: the writer stopped", self.path.display()),
+        }
     }
 
     /// A number that grows whenever stored content changes: cache keys for rendered feeds.
