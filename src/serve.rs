@@ -63,13 +63,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Idle reader connections kept for reuse.
 const READER_POOL: usize = 4;
 
-/// How much nicer than the rest of the daemon the serving threads (HTTP workers and the feed
-/// builder) run: as nice as it gets. Polling comes first: a poll that waits loses freshness
-/// for every subscriber and its upstream's slot, while a subscriber whose answer waits a few
-/// milliseconds loses nothing. Under CFS a nice-19 thread weighs 1/68 of a nice-0 one, so it
-/// yields the core as soon as a poll needs it and has all the CPU the polls leave, which is
-/// nearly all of it between polls. (Under systemd the service's cgroup is what competes with
-/// other services; the niceness only orders the daemon's own threads.) See `priority`.
 pub use crate::priority::SERVE_NICE;
 
 /// Everything the HTTP handlers share. Cheap to clone.

@@ -25,6 +25,9 @@ fn fetch_stores_each_item_once_and_revalidates() {
     let d = Desk::new("once").source("a", &srv.url("/a.xml")).write();
     let out = d.fetch(&[]);
     assert!(out.contains("a: 5 new, 0 updated, 0 unchanged"), "{out}");
+    // fetch ends with a full checkpoint: the database file is complete, the WAL empty.
+    let wal = std::fs::metadata(format!("{}-wal", d.db().display())).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "WAL left behind by fetch");
     assert_eq!(items(&d), 5);
     let out = d.fetch(&[]);
     assert!(out.contains("a: unchanged (304 Not Modified)"), "{out}");

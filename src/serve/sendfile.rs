@@ -220,4 +220,48 @@ mod tests {
         assert_eq!(&got[..head.len()], &head[..]);
         assert!(got[head.len()..] == body[..], "body bytes differ");
     }
+
+    /// Through hyper, as served: head and a registered body over keep-alive, twice, and the
+    /// bytes a client reads are the response exactly (Content-Length, then the body).
+    #[tokio::test]
+    async fn hyper_responses_with_registered_bodies_arrive_intact() {
+        let body = axum::body::Bytes::from((0..300_000u32).map(|i| (i % 241) as u8).collect::<Vec<u8>>());
+        let _copy = FileCopy::new(&body).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = body.clone();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(move |_req| {
+                let b = served.clone();
+                async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(axum::body::Body::from(b))) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(Conn::new(tcp)), service)
+                .await;
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for _ in 0..2 {
+            client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            let head_end = loop {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed early");
+                got.extend_from_slice(&buf[..n]);
+                if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+            };
+            let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+            assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+            while got.len() < head_end + body.len() {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "body cut short");
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got.len(), head_end + body.len(), "bytes past the body");
+            assert!(got[head_end..] == body[..], "body bytes differ");
+        }
+    }
 }

@@ -267,7 +267,7 @@ impl Store {
     }
 
     /// Moves WAL checkpoints off the writer's commits onto a thread of their own (see the
-    /// module doc). For the daemon, where a commit's latency is a poll's latency.
+    /// module doc): every poll waits for the writer, so a commit's latency is a poll's.
     pub async fn checkpoint_in_background(&self) -> anyhow::Result<()> {
         let conn = Connection::open(&self.path)
             .with_context(|| format!("opening database {} for checkpoints", self.path.display()))?;
