@@ -288,27 +288,28 @@ fn routes(state: Arc<AppState>) -> Router {
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then lets the requests in
 /// flight finish (at most [`SHUTDOWN_GRACE`]).
 ///
-/// Connections are served on the server's own threads, one per core, each with a
-/// single-threaded runtime (as nginx's workers do): a connection stays on one thread, so there
-/// is no work stealing or cross-thread wake-up per request, and a burst of polling and parsing
-/// in the daemon's runtime does not delay subscribers. This task only accepts, and hands the
-/// connections out in turn so the workers stay evenly loaded. Our own loop over hyper rather
-/// than `axum::serve` also bounds how long a client may take to send its headers (a slow-loris
-/// client cannot hold connections) and skips HTTP/2 and upgrades.
+/// Connections are accepted and served on the server's own threads, one per core, each with
+/// a single-threaded runtime and its own handle on the listening socket (as nginx's workers
+/// do): a connection stays on the thread that accepted it, so there is no work stealing or
+/// cross-thread wake-up per request, and neither accepting nor serving runs on the daemon's
+/// runtime, where every poll starts (subscribers that reconnect often would otherwise wake it
+/// hundreds of times a second). Our own loop over hyper rather than `axum::serve` also bounds
+/// how long a client may take to send its headers (a slow-loris client cannot hold
+/// connections) and skips HTTP/2 and upgrades.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listener's address")?;
+    let listener = listener.into_std().context("taking over the listener")?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
     let state = Arc::new(state);
     let (stop_tx, _) = tokio::sync::watch::channel(false);
     tokio::spawn(refresher((*state).clone(), stop_tx.subscribe()));
     let mut workers = Vec::with_capacity(threads);
-    let mut queues = Vec::with_capacity(threads);
     for i in 0..threads {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+        let listener = listener.try_clone().with_context(|| format!("sharing the listener on {addr}"))?;
         let (state, stop) = (state.clone(), stop_tx.subscribe());
         let worker = std::thread::Builder::new()
             .name(format!("http-{i}"))
@@ -318,40 +319,18 @@ pub async fn run(
                     .enable_all()
                     .build()
                     .context("starting an HTTP worker runtime")?;
-                rt.block_on(worker(rx, state, stop));
-                Ok(())
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .with_context(|| format!("registering the listener on {addr}"))?;
+                    worker(listener, state, stop).await;
+                    Ok(())
+                })
             })
             .context("starting an HTTP worker thread")?;
         workers.push(worker);
-        queues.push(tx);
-    }
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut next = 0usize;
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning; connections will close.
-                    tracing::warn!("HTTP accept on {addr}: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Small responses must not wait for Nagle's algorithm and a delayed ACK (40 ms).
-        let _ = stream.set_nodelay(true);
-        match stream.into_std() {
-            Ok(s) => {
-                let _ = queues[next % threads].send(s);
-                next = next.wrapping_add(1);
-            }
-            Err(e) => tracing::warn!("HTTP: handing over a connection: {e}"),
-        }
     }
     drop(listener);
-    drop(queues);
+    shutdown.await;
     let _ = stop_tx.send(true);
     tokio::task::spawn_blocking(move || {
         for w in workers {
@@ -366,13 +345,10 @@ pub async fn run(
     .context("waiting for the HTTP workers")
 }
 
-/// One worker: serves the connections it is handed until `stop`, then gives them
+/// One worker: accepts and serves connections until `stop`, then gives the open ones
 /// [`SHUTDOWN_GRACE`] to finish.
-async fn worker(
-    mut incoming: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
-    state: Arc<AppState>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+async fn worker(listener: tokio::net::TcpListener, state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let addr = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
     let app = routes(state.clone());
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -380,18 +356,18 @@ async fn worker(
             // A send or a dropped sender: either way, stop.
             _ = stop.changed() => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            s = incoming.recv() => match s {
-                Some(s) => s,
-                None => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning; connections will close.
+                    tracing::warn!("HTTP accept on {addr}: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             },
         };
-        let stream = match tokio::net::TcpStream::from_std(stream) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("HTTP: taking over a connection: {e}");
-                continue;
-            }
-        };
+        // Small responses must not wait for Nagle's algorithm and a delayed ACK (40 ms).
+        let _ = stream.set_nodelay(true);
         let service =
             Service { state: state.clone(), router: hyper_util::service::TowerToHyperService::new(app.clone()) };
         let mut conn_stop = stop.clone();
@@ -409,6 +385,7 @@ async fn worker(
             }
         });
     }
+    drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, async { while conns.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!("HTTP: connections still open after {}s; closing them", SHUTDOWN_GRACE.as_secs());
     }
