@@ -1212,13 +1212,20 @@ fn report(
 
     // The tail's polls with when they were due and which part was slow: several due at one
     // moment is a stall (of the machine, the farm or the daemon), scattered ones are queueing.
-    let mut slowest: Vec<(f64, usize, Poll)> =
-        b.polls.iter().enumerate().filter_map(|(i, p)| Some((p.stored? - p.due.or(p.answered)?, i, *p))).collect();
+    // (latency, source index, start = due or else answered, the poll)
+    let mut slowest: Vec<(f64, usize, f64, Poll)> = b
+        .polls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let start = p.due.or(p.answered)?;
+            Some((p.stored? - start, i, start, *p))
+        })
+        .collect();
     slowest.sort_by(|x, y| y.0.total_cmp(&x.0));
     let show = (b.polls.len() / 100).clamp(1, 15);
     println!("\nslowest {show} polls of run B (latency: due -> answered + answered -> stored, at s since start):");
-    for (total, i, p) in slowest.iter().take(show) {
-        let due = p.due.or(p.answered).unwrap_or(0.0);
+    for (total, i, due, p) in slowest.iter().take(show) {
         let delay = p.due.zip(p.answered).map_or("-".to_string(), |(d, a)| ms(a - d));
         let work = p.answered.zip(p.stored).map_or("-".to_string(), |(a, st)| ms(st - a));
         println!("  {:>9} = {delay:>8} + {work:>8}  due at {due:.3} s  farm-{i:04}", ms(*total));

@@ -322,7 +322,7 @@ pub async fn run(
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .with_context(|| format!("registering the listener on {addr}"))?;
-                    worker(listener, state, stop).await;
+                    worker(listener, addr, state, stop).await;
                     Ok(())
                 })
             })
@@ -347,8 +347,12 @@ pub async fn run(
 
 /// One worker: accepts and serves connections until `stop`, then gives the open ones
 /// [`SHUTDOWN_GRACE`] to finish.
-async fn worker(listener: tokio::net::TcpListener, state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let addr = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+async fn worker(
+    listener: tokio::net::TcpListener,
+    addr: std::net::SocketAddr,
+    state: Arc<AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let app = routes(state.clone());
     let mut conns = tokio::task::JoinSet::new();
     loop {
