@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Serving benchmark: a 50-story topic served by newsdesk, and the very same bytes served by
 # nginx as static files (gzip_static on, pre-compressed .gz), both loaded with wrk in the same
-# run: plain, gzip and If-None-Match (304) requests, 50 connections each.
+# run: plain, gzip and If-None-Match (304) requests, 50 connections each, in interleaved rounds
+# (newsdesk, nginx, nginx, newsdesk, ...) so a noisy minute on a shared machine hits both.
+# Reports median req/s, worst p99 and each server's CPU time per request (from /proc), which
+# varies much less from run to run than req/s when server and wrk share the cores.
 #
 #   bench/serve.sh            # needs nginx and wrk (apt-get install nginx wrk)
-#   DURATION=30s bench/serve.sh
+#   ROUNDS=9 DURATION=10s bench/serve.sh
 #
 # newsdesk side: `newsdesk run` when it answers /healthz, else the serving half on its own
 # (`cargo run --example serve`), over a database filled by `newsdesk fetch` from file:// feeds.
 # Everything binds 127.0.0.1; nothing leaves the machine. Prints one table and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-2}
 for tool in nginx wrk curl python3; do
@@ -142,34 +146,74 @@ NGX_ETAG=$(etag "$NGX_URL")
 PLAIN=$(wc -c <"$WORK/nd.rss")
 GZ=$(curl -sf -H 'Accept-Encoding: gzip' "$ND_URL" | wc -c)
 
-# One wrk run: prints "req/s p99_ms".
+# The servers' processes, for their CPU time: newsdesk's, and nginx's master (workers are its children).
+ND_PID=${PIDS[-2]}
+NGX_PID=${PIDS[-1]}
+
+# CPU ticks (user + system) used so far by a server: the process and, for nginx, its workers.
+ticks() {
+  local sum=0 p
+  for p in "$@" $(pgrep -P "$1" || true); do
+    sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+
+# One wrk run against one server: appends "kind server req/s p99_ms cpu_us_per_request errors".
 load() {
-  local url=$1; shift
+  local kind=$1 who=$2 pid=$3 url=$4; shift 4
+  local before after
+  before=$(ticks "$pid")
   nice -n "${CLIENT_NICE:-19}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$WORK/wrk.out" 2>&1
-  python3 - "$WORK/wrk.out" <<'PY'
+  after=$(ticks "$pid")
+  python3 - "$WORK/wrk.out" "$kind" "$who" "$((after - before))" "$(getconf CLK_TCK)" >>"$WORK/runs" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
+kind, who, ticks, hz = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+n = int(re.search(r"(\d+) requests in", t).group(1))
 m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
 scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-errs = re.search(r"Socket errors: (.*)", t)
-print(f"{rps:.0f} {float(m.group(1)) * scale:.2f} {'!' if errs else ''}")
+errs = "!" if re.search(r"Socket errors: (.*)", t) else "-"
+print(kind, who, f"{rps:.0f}", f"{float(m.group(1)) * scale:.2f}", f"{ticks * 1e6 / hz / max(n, 1):.2f}", errs)
 PY
 }
 
 echo "newsdesk ($SERVER) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'): $STORIES; RSS $PLAIN bytes, gzip $GZ bytes"
-echo "wrk -t$THREADS -c$CONNS -d$DURATION on $(nproc) cores (server and load generator share them)"
-printf '%-14s %14s %10s %14s %10s %8s\n' "request" "newsdesk req/s" "p99 ms" "nginx req/s" "p99 ms" "ratio"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS interleaved rounds per request kind, on $(nproc) cores (servers and wrk share them)"
+: >"$WORK/runs"
 for kind in plain gzip 304; do
   case $kind in
     plain) ND_ARGS=(); NGX_ARGS=() ;;
     gzip) ND_ARGS=(-H 'Accept-Encoding: gzip'); NGX_ARGS=(-H 'Accept-Encoding: gzip') ;;
     304) ND_ARGS=(-H "If-None-Match: $ND_ETAG"); NGX_ARGS=(-H "If-None-Match: $NGX_ETAG") ;;
   esac
-  read -r nd_rps nd_p99 nd_err < <(load "$ND_URL" "${ND_ARGS[@]}")
-  read -r ngx_rps ngx_p99 ngx_err < <(load "$NGX_URL" "${NGX_ARGS[@]}")
-  ratio=$(python3 -c "print(f'{$nd_rps / max($ngx_rps, 1):.2f}')")
-  printf '%-14s %14s %10s %14s %10s %8s\n' "$kind" "$nd_rps$nd_err" "$nd_p99" "$ngx_rps$ngx_err" "$ngx_p99" "$ratio"
+  for round in $(seq "$ROUNDS"); do
+    # Alternate who goes first, so neither always gets the machine's warmer or quieter turn.
+    if ((round % 2)); then
+      load "$kind" newsdesk "$ND_PID" "$ND_URL" "${ND_ARGS[@]}"
+      load "$kind" nginx "$NGX_PID" "$NGX_URL" "${NGX_ARGS[@]}"
+    else
+      load "$kind" nginx "$NGX_PID" "$NGX_URL" "${NGX_ARGS[@]}"
+      load "$kind" newsdesk "$ND_PID" "$ND_URL" "${ND_ARGS[@]}"
+    fi
+  done
 done
-echo "ratio = newsdesk req/s / nginx req/s; '!' marks socket errors in that run"
+python3 - "$WORK/runs" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    kind, who, rps, p99, cpu, err = line.split()
+    runs.setdefault((kind, who), []).append((float(rps), float(p99), float(cpu), err))
+print(f"{'request':<8} {'newsdesk req/s':>15} {'p99 ms':>7} {'us/req':>7} {'nginx req/s':>12} {'p99 ms':>7} {'us/req':>7} {'ratio':>6}  per round")
+for kind in ("plain", "gzip", "304"):
+    nd, ngx = runs[(kind, "newsdesk")], runs[(kind, "nginx")]
+    med = lambda rs, i: statistics.median(r[i] for r in rs)
+    worst = lambda rs: max(r[1] for r in rs)
+    mark = lambda rs: "!" if any(r[3] == "!" for r in rs) else ""
+    per_round = " ".join(f"{a[0] / max(b[0], 1):.2f}" for a, b in zip(nd, ngx))
+    print(f"{kind:<8} {med(nd, 0):>14.0f}{mark(nd):1} {worst(nd):>7.2f} {med(nd, 2):>7.2f} {med(ngx, 0):>11.0f}{mark(ngx):1} "
+          f"{worst(ngx):>7.2f} {med(ngx, 2):>7.2f} {med(nd, 0) / max(med(ngx, 0), 1):>6.2f}  {per_round}")
+print("req/s and us/req (server CPU per request): medians over the rounds; p99: the worst round;")
+print("ratio = median newsdesk req/s / median nginx req/s; '!' marks socket errors in some round")
+PY

@@ -12,8 +12,9 @@
 //! bytes that did not change keep their ETag and Last-Modified, so clients keep getting 304s.
 //!
 //! Serving yields to polling: the HTTP workers and the feed builder thread (where rebuilds
-//! run) are at [`SERVE_NICE`]. Bodies of 16 KB and more go out with `sendfile(2)` from a memfd
-//! copy (`serve/sendfile.rs`), not copied into the socket per request.
+//! run) are at [`SERVE_NICE`]. Bodies of 16 KB and more go out with `sendfile(2)` from an
+//! unnamed file next to the database (`serve/sendfile.rs`), not copied into the socket per
+//! request; a rebuild that renders the same bytes keeps them, their gzip form and that file.
 //!
 //! `run(listener, state, shutdown)` takes its listener and shutdown signal from the caller
 //! (mini-redis style), so tests bind `127.0.0.1:0`; it runs its own accept loop over hyper.
@@ -21,6 +22,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -85,6 +87,11 @@ impl AppState {
             readers: Mutex::default(),
             rebuilds: tokio::sync::Semaphore::new(1),
             builder: Mutex::default(),
+            files: store
+                .path()
+                .parent()
+                .map(|d| if d.as_os_str().is_empty() { std::path::Path::new(".") } else { d })
+                .map(Into::into),
         };
         AppState { store, config, heartbeat, cache: Arc::new(cache) }
     }
@@ -179,6 +186,9 @@ struct Cache {
     rebuilds: tokio::sync::Semaphore,
     /// The feed builder thread's queue, started on first use (see [`AppState::build`]).
     builder: Mutex<Option<std::sync::mpsc::Sender<BuildJob>>>,
+    /// Where rendered bodies get their sendable copies: the database's directory, which the
+    /// daemon can always write to (see `sendfile`).
+    files: Option<PathBuf>,
 }
 
 type BuildJob = Box<dyn FnOnce() + Send>;
@@ -194,9 +204,10 @@ struct TopicFeeds {
 /// One rendered document with everything its responses need, prepared once.
 struct Rendered {
     // Declared before the bytes they copy: fields drop in order, so a copy is unregistered
-    // before its bytes can be freed (see `sendfile`).
-    _body_file: Option<sendfile::FileCopy>,
-    _gzip_file: Option<sendfile::FileCopy>,
+    // before its bytes can be freed (see `sendfile`). Shared with the next build when the
+    // bytes did not change.
+    _body_file: Option<Arc<sendfile::FileCopy>>,
+    _gzip_file: Option<Arc<sendfile::FileCopy>>,
     body: Bytes,
     gzip: Bytes,
     /// Hash of `body`, hex; the ETag is `"{tag}"`, and `"{tag}-gz"` for the gzip form.
@@ -210,20 +221,42 @@ struct Rendered {
 }
 
 impl Rendered {
-    fn new(body: Vec<u8>, format: Format, previous: Option<&Rendered>, now: i64) -> Rendered {
+    /// `body` rendered as `format`; `files` is where sendable copies go (see `sendfile`).
+    fn new(
+        body: Vec<u8>,
+        format: Format,
+        previous: Option<&Rendered>,
+        now: i64,
+        files: Option<&std::path::Path>,
+    ) -> Rendered {
         let tag = format!("{:016x}", hash(&body));
-        // Unchanged bytes keep their date; changed ones never reuse an old second, or an
-        // If-Modified-Since client could miss a change made in the same second.
+        if let Some(p) = previous.filter(|p| p.tag == tag && p.body[..] == body[..]) {
+            // Unchanged bytes keep their date, their gzip form and their sendable copies:
+            // most rebuilds (every minute per topic) change nothing.
+            return Rendered {
+                _body_file: p._body_file.clone(),
+                _gzip_file: p._gzip_file.clone(),
+                body: p.body.clone(),
+                gzip: p.gzip.clone(),
+                tag,
+                etag: p.etag.clone(),
+                etag_gz: p.etag_gz.clone(),
+                modified: p.modified,
+                last_modified: p.last_modified.clone(),
+                content_type: p.content_type.clone(),
+            };
+        }
+        // Changed bytes never reuse an old second, or an If-Modified-Since client could miss
+        // a change made in the same second.
         let modified = match previous {
-            Some(p) if p.tag == tag => p.modified,
             Some(p) => now.max(p.modified + 1),
             None => now,
         };
         let gzip = Bytes::from(gzip(&body));
         let body = Bytes::from(body);
         Rendered {
-            _body_file: sendfile::FileCopy::new(&body),
-            _gzip_file: sendfile::FileCopy::new(&gzip),
+            _body_file: sendfile::FileCopy::new(&body, files).map(Arc::new),
+            _gzip_file: sendfile::FileCopy::new(&gzip, files).map(Arc::new),
             etag: header_value(&format!("\"{tag}\"")),
             etag_gz: header_value(&format!("\"{tag}-gz\"")),
             last_modified: header_value(&http_date(modified)),
@@ -573,7 +606,7 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
     if let Some(f) = current.as_ref().filter(|f| recent(f)) {
         return Ok(f.clone());
     }
-    let (cfg, t) = (config.clone(), topic.clone());
+    let (cfg, t, files) = (config.clone(), topic.clone(), state.cache.files.clone());
     let built = state
         .build(move |conn| {
             let now = unix_now();
@@ -581,7 +614,8 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
                 .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
             let formats = Format::ALL.map(|f| {
                 let body = render::render(f, &t, &stories, &cfg.daemon.base_url);
-                Rendered::new(body, f, current.as_ref().map(|c| &c.formats[f.index()]), now)
+                let previous = current.as_ref().map(|c| &c.formats[f.index()]);
+                Rendered::new(body, f, previous, now, files.as_deref())
             });
             Ok(TopicFeeds { version, config: cfg, built: Instant::now(), formats })
         })
@@ -766,10 +800,12 @@ mod tests {
 
     #[test]
     fn unchanged_bytes_keep_their_date_changed_ones_move_forward() {
-        let a = Rendered::new(b"one".to_vec(), Format::Rss, None, 100);
-        let same = Rendered::new(b"one".to_vec(), Format::Rss, Some(&a), 200);
+        let a = Rendered::new(b"one".to_vec(), Format::Rss, None, 100, None);
+        let same = Rendered::new(b"one".to_vec(), Format::Rss, Some(&a), 200, None);
         assert_eq!((same.modified, &same.tag), (100, &a.tag));
-        let b = Rendered::new(b"two".to_vec(), Format::Rss, Some(&a), 100);
+        assert_eq!(same.body.as_ptr(), a.body.as_ptr(), "unchanged bytes are kept, not copied");
+        assert_eq!(same.gzip.as_ptr(), a.gzip.as_ptr(), "and not compressed again");
+        let b = Rendered::new(b"two".to_vec(), Format::Rss, Some(&a), 100, None);
         assert_eq!(b.modified, 101);
         assert_ne!(b.tag, a.tag);
         let mut d = flate2::read::GzDecoder::new(&b.gzip[..]);
