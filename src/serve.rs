@@ -340,10 +340,11 @@ pub async fn run(
     let state = Arc::new(state);
     let (stop_tx, _) = tokio::sync::watch::channel(false);
     tokio::spawn(refresher((*state).clone(), stop_tx.subscribe()));
+    let balance = Arc::new(Balance::new(threads));
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
         let listener = listener.try_clone().with_context(|| format!("sharing the listener on {addr}"))?;
-        let (state, stop) = (state.clone(), stop_tx.subscribe());
+        let (state, stop, balance) = (state.clone(), stop_tx.subscribe(), balance.clone());
         let worker = std::thread::Builder::new()
             .name(format!("http-{i}"))
             .spawn(move || -> anyhow::Result<()> {
@@ -355,7 +356,7 @@ pub async fn run(
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .with_context(|| format!("registering the listener on {addr}"))?;
-                    worker(listener, addr, state, stop).await;
+                    worker(listener, addr, state, stop, Seat { balance, index: i }).await;
                     Ok(())
                 })
             })
@@ -378,22 +379,73 @@ pub async fn run(
     .context("waiting for the HTTP workers")
 }
 
+/// Open connections per HTTP worker, so the next connection goes to the least busy one.
+///
+/// Why: a connection stays on the worker that accepted it, and a shared listening socket wakes
+/// every worker for each new connection and lets whichever is first take it; a burst of
+/// keep-alive connections (a load test, a reverse proxy's pool) could land mostly on one
+/// worker and leave a core unused for as long as they last (one worker took 37 of 50).
+struct Balance {
+    open: Vec<std::sync::atomic::AtomicUsize>,
+    /// Wakes workers that stand aside whenever a count changes.
+    changed: tokio::sync::Notify,
+}
+
+impl Balance {
+    fn new(workers: usize) -> Balance {
+        Balance { open: (0..workers).map(|_| Default::default()).collect(), changed: tokio::sync::Notify::new() }
+    }
+
+    /// Whether worker `i` has no more open connections than any other (ties all accept).
+    fn may_accept(&self, i: usize) -> bool {
+        let mine = self.open[i].load(Ordering::Relaxed);
+        self.open.iter().all(|o| mine <= o.load(Ordering::Relaxed))
+    }
+
+    fn opened(&self, i: usize) {
+        self.open[i].fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
+    fn closed(&self, i: usize) {
+        self.open[i].fetch_sub(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+}
+
+/// A worker's place in the [`Balance`].
+struct Seat {
+    balance: Arc<Balance>,
+    index: usize,
+}
+
 /// One worker: accepts and serves connections until `stop`, then gives the open ones
-/// [`SHUTDOWN_GRACE`] to finish.
+/// [`SHUTDOWN_GRACE`] to finish. It accepts only while no other worker has fewer connections.
 async fn worker(
     listener: tokio::net::TcpListener,
     addr: std::net::SocketAddr,
     state: Arc<AppState>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    seat: Seat,
 ) {
     let app = routes(state.clone());
     let mut conns = tokio::task::JoinSet::new();
     loop {
+        // Listen for count changes before reading the counts, so none is missed in between
+        // (at least one worker always has the fewest connections, and it accepts).
+        let changed = seat.balance.changed.notified();
+        let mut changed = std::pin::pin!(changed);
+        changed.as_mut().enable();
+        let accepting = seat.balance.may_accept(seat.index);
         let stream = tokio::select! {
             // A send or a dropped sender: either way, stop.
             _ = stop.changed() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
+            Some(_) = conns.join_next(), if !conns.is_empty() => {
+                seat.balance.closed(seat.index);
+                continue;
+            }
+            () = &mut changed, if !accepting => continue,
+            accepted = listener.accept(), if accepting => match accepted {
                 Ok((stream, _peer)) => stream,
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning; connections will close.
@@ -403,6 +455,7 @@ async fn worker(
                 }
             },
         };
+        seat.balance.opened(seat.index);
         // Small responses must not wait for Nagle's algorithm and a delayed ACK (40 ms).
         let _ = stream.set_nodelay(true);
         let service =
@@ -796,6 +849,28 @@ mod tests {
         assert!(!accepts_gzip(&h));
         assert_eq!(http_date(1_750_000_000), "Sun, 15 Jun 2025 15:06:40 GMT");
         assert!(chrono::DateTime::parse_from_rfc2822(&http_date(1_750_000_000)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_worker_with_fewest_connections_accepts_and_others_hear_of_changes() {
+        let b = Arc::new(Balance::new(3));
+        assert!((0..3).all(|i| b.may_accept(i)), "ties all accept");
+        b.opened(0);
+        b.opened(1);
+        assert_eq!((0..3).map(|i| b.may_accept(i)).collect::<Vec<_>>(), [false, false, true]);
+        // Worker 0 stands aside, listening; a close elsewhere wakes it.
+        let listening = b.changed.notified();
+        let mut listening = std::pin::pin!(listening);
+        listening.as_mut().enable();
+        let other = b.clone();
+        std::thread::spawn(move || {
+            other.opened(2);
+            other.closed(1);
+        })
+        .join()
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), listening).await.expect("woken by the change");
+        assert_eq!((0..3).map(|i| b.may_accept(i)).collect::<Vec<_>>(), [false, true, false]);
     }
 
     #[test]
