@@ -164,18 +164,24 @@ load() {
   local kind=$1 who=$2 pid=$3 url=$4; shift 4
   local before after
   before=$(ticks "$pid")
-  nice -n "${CLIENT_NICE:-19}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$WORK/wrk.out" 2>&1
+  # wrk's own CPU seconds too (its children's rusage, read by a wrapper).
+  wrk_cpu=$(python3 -c 'import resource, subprocess, sys
+with open(sys.argv[1], "w") as out: subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT)
+r = resource.getrusage(resource.RUSAGE_CHILDREN); print(f"{r.ru_utime + r.ru_stime:.3f}")' "$WORK/wrk.out" \
+    nice -n "${CLIENT_NICE:-19}" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url")
   after=$(ticks "$pid")
-  python3 - "$WORK/wrk.out" "$kind" "$who" "$((after - before))" "$(getconf CLK_TCK)" >>"$WORK/runs" <<'PY'
+  python3 - "$WORK/wrk.out" "$kind" "$who" "$((after - before))" "$(getconf CLK_TCK)" "$wrk_cpu" >>"$WORK/runs" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
-kind, who, ticks, hz = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+kind, who, ticks, hz, wrk_cpu = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-n = int(re.search(r"(\d+) requests in", t).group(1))
+n, secs = re.search(r"(\d+) requests in ([\d.]+)s", t).groups()
+n, secs = int(n), float(secs)
 m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
 scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 errs = "!" if re.search(r"Socket errors: (.*)", t) else "-"
-print(kind, who, f"{rps:.0f}", f"{float(m.group(1)) * scale:.2f}", f"{ticks * 1e6 / hz / max(n, 1):.2f}", errs)
+print(kind, who, f"{rps:.0f}", f"{float(m.group(1)) * scale:.2f}", f"{ticks * 1e6 / hz / max(n, 1):.2f}",
+      f"{wrk_cpu / secs:.2f}", errs)
 PY
 }
 
@@ -203,17 +209,19 @@ python3 - "$WORK/runs" <<'PY'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    kind, who, rps, p99, cpu, err = line.split()
-    runs.setdefault((kind, who), []).append((float(rps), float(p99), float(cpu), err))
-print(f"{'request':<8} {'newsdesk req/s':>15} {'p99 ms':>7} {'us/req':>7} {'nginx req/s':>12} {'p99 ms':>7} {'us/req':>7} {'ratio':>6}  per round")
+    kind, who, *nums, err = line.split()
+    runs.setdefault((kind, who), []).append((*map(float, nums), err))
+print(f"{'request':<7} {'newsdesk req/s':>15} {'p99 ms':>7} {'us/req':>6} {'wrk':>5} {'nginx req/s':>12} {'p99 ms':>7} "
+      f"{'us/req':>6} {'wrk':>5} {'ratio':>6}  per round")
 for kind in ("plain", "gzip", "304"):
     nd, ngx = runs[(kind, "newsdesk")], runs[(kind, "nginx")]
     med = lambda rs, i: statistics.median(r[i] for r in rs)
     worst = lambda rs: max(r[1] for r in rs)
-    mark = lambda rs: "!" if any(r[3] == "!" for r in rs) else ""
+    mark = lambda rs: "!" if any(r[4] == "!" for r in rs) else ""
     per_round = " ".join(f"{a[0] / max(b[0], 1):.2f}" for a, b in zip(nd, ngx))
-    print(f"{kind:<8} {med(nd, 0):>14.0f}{mark(nd):1} {worst(nd):>7.2f} {med(nd, 2):>7.2f} {med(ngx, 0):>11.0f}{mark(ngx):1} "
-          f"{worst(ngx):>7.2f} {med(ngx, 2):>7.2f} {med(nd, 0) / max(med(ngx, 0), 1):>6.2f}  {per_round}")
-print("req/s and us/req (server CPU per request): medians over the rounds; p99: the worst round;")
-print("ratio = median newsdesk req/s / median nginx req/s; '!' marks socket errors in some round")
+    cols = lambda rs, w: f"{med(rs, 0):>{w}.0f}{mark(rs):1} {worst(rs):>7.2f} {med(rs, 2):>6.2f} {med(rs, 3):>5.2f}"
+    print(f"{kind:<7} {cols(nd, 14)} {cols(ngx, 11)} {med(nd, 0) / max(med(ngx, 0), 1):>6.2f}  {per_round}")
+print("req/s, us/req (the server's CPU time per request) and wrk (CPUs wrk used): medians over the rounds;")
+print("p99: the worst round; ratio = median newsdesk req/s / median nginx req/s; '!': socket errors in a round.")
+print("When wrk uses about half of the cores, wrk is the limit, not the server: compare us/req there.")
 PY
