@@ -4,7 +4,8 @@
 //! connect timeout, a total timeout, and a body cap counted on the *decompressed* bytes while
 //! streaming (a gzip bomb stops at the cap). Redirects are followed by hand (at most
 //! [`MAX_REDIRECTS`]) so we can tell permanent from temporary ones and refuse a hop from a
-//! public address to a loopback, private or link-local one.
+//! public address to a loopback, private or link-local one; after such a redirect, names
+//! resolve to public addresses only, so DNS rebinding between check and connect cannot help.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -112,6 +113,9 @@ pub struct FetchLimits {
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// The same client, but names resolve to public addresses only ([`PublicOnly`]): every hop
+    /// after a public source redirected goes through it.
+    public_client: reqwest::Client,
     limits: FetchLimits,
 }
 
@@ -120,15 +124,18 @@ impl Fetcher {
     pub fn new(limits: FetchLimits) -> anyhow::Result<Fetcher> {
         // Installing twice is harmless (the second call just reports the first is in place).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(crate::user_agent())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(limits.connect_timeout)
-            .timeout(limits.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(8)
-            .build()?;
-        Ok(Fetcher { client, limits })
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(crate::user_agent())
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(limits.connect_timeout)
+                .timeout(limits.timeout)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(8)
+        };
+        let client = builder().build()?;
+        let public_client = builder().dns_resolver(PublicOnly).build()?;
+        Ok(Fetcher { client, public_client, limits })
     }
 
     /// Fetches `url`, conditionally on `validators`.
@@ -168,8 +175,9 @@ impl Fetcher {
         let mut visited = HashSet::from([url.to_string()]);
         let mut all_permanent = true;
         let origin_private = is_private_host(start).await;
+        let mut client = &self.client;
         for hop in 0..=MAX_REDIRECTS {
-            let mut req = self.client.get(url.clone()).header(header::ACCEPT, ACCEPT);
+            let mut req = client.get(url.clone()).header(header::ACCEPT, ACCEPT);
             if let Some(etag) = &validators.etag {
                 req = req.header(header::IF_NONE_MATCH, etag);
             }
@@ -192,8 +200,13 @@ impl Fetcher {
                 if !visited.insert(next.to_string()) {
                     return Err(FetchError::RedirectLoop(next.to_string()));
                 }
-                if !origin_private && is_private_host(&next).await {
-                    return Err(FetchError::PrivateRedirect(next.to_string()));
+                if !origin_private {
+                    if is_private_host(&next).await {
+                        return Err(FetchError::PrivateRedirect(next.to_string()));
+                    }
+                    // The check above resolved the name once; a DNS answer that changes before
+                    // the connection (rebinding) must not reach a private address either.
+                    client = &self.public_client;
                 }
                 all_permanent &= matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT);
                 url = next;
@@ -341,6 +354,26 @@ pub fn is_private_ip(ip: IpAddr) -> bool {
     }
 }
 
+/// A resolver that keeps only public addresses (see [`is_private_ip`]), and fails for a name
+/// that has none: the address checked is then the address connected to.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found.filter(|a| !is_private_ip(a.ip())).collect();
+            if public.is_empty() {
+                return Err(
+                    format!("{host} resolves only to private addresses (after a redirect from a public one)").into()
+                );
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Whether a URL's host is, or resolves to, a private address (see [`is_private_ip`]).
 /// A name that does not resolve counts as public: the request will fail on its own.
 pub async fn is_private_host(url: &Url) -> bool {
@@ -365,6 +398,25 @@ pub async fn is_private_host(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_public_only_resolver_refuses_names_with_only_private_addresses() {
+        use reqwest::dns::Resolve;
+        // `localhost` resolves from /etc/hosts, without the network.
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let e = PublicOnly.resolve(name).await.err().expect("localhost is private");
+        assert!(e.to_string().contains("only to private addresses"), "{e}");
+        // And a client using it cannot reach a loopback server by name.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let limits =
+            FetchLimits { timeout: Duration::from_secs(5), connect_timeout: Duration::from_secs(2), max_body: 1 << 20 };
+        let fetcher = Fetcher::new(limits).unwrap();
+        let r = fetcher.public_client.get(format!("http://localhost:{port}/feed.xml")).send().await;
+        let e = r.expect_err("connected to a private address through the public-only resolver");
+        let why = network_error(&e, Duration::from_secs(5)).to_string();
+        assert!(why.contains("localhost resolves only to private addresses"), "{why}");
+    }
 
     #[tokio::test]
     async fn private_targets() {
