@@ -455,6 +455,21 @@ mod tests {
     }
 
     #[test]
+    fn keywords_match_the_first_4000_characters_of_summary_text() {
+        let c = config("[[topic]]\nid = \"t\"\ninclude = [\"zanzibar\"]");
+        let f = TopicFilter::new(&c, &c.topics[0]);
+        let with_word_after = |chars: usize| {
+            let mut it = item(1, 1, "bbc", "https://bbc.example/1", "Floods", NOW);
+            // Markup around the text does not count towards the limit.
+            let filler = "<b>word</b> ".repeat(chars / 5);
+            it.summary = Some(format!("<p>{filler}Zanzibar</p>"));
+            f.item_matches(&it)
+        };
+        assert!(with_word_after(3_000), "inside the first 4,000 characters of text");
+        assert!(!with_word_after(5_000), "past them: long articles are not read whole on every rebuild");
+    }
+
+    #[test]
     fn regex_and_unspaced_scripts() {
         let c = config("[[topic]]\nid = \"t\"\ninclude = [\"/\\\\bpak(istan)?i?\\\\b/\", \"北京\"]");
         let f = TopicFilter::new(&c, &c.topics[0]);
