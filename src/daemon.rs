@@ -254,11 +254,10 @@ async fn scheduler(
             status_line(&shared, sources.len(), failing.len(), queue.first().map(|(d, _)| *d), now);
             last_status = now;
         }
-        let sleep_until = queue.first().map(|(d, _)| *d).unwrap_or(now + chrono::Duration::seconds(1));
-        let sleep = (sleep_until - now)
+        let sleep = (next_wake(&queue, now) - now)
             .to_std()
             .unwrap_or(Duration::ZERO)
-            .clamp(Duration::from_millis(5), Duration::from_secs(1));
+            .clamp(Duration::from_millis(1), Duration::from_secs(1));
         tokio::select! {
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let Ok(report) = done else { continue };
@@ -309,6 +308,16 @@ async fn scheduler(
             }
         }
     }
+}
+
+/// When the scheduler's timer should fire: at the first queued source not yet due, at most a
+/// second away (heartbeat, status line). Sources already due but still queued are waiting for
+/// a concurrency or per-host slot, which only a finishing poll frees (and that wakes the loop
+/// on its own), so they do not shorten the sleep: waking for them would only spin.
+fn next_wake(queue: &Queue, now: DateTime<Utc>) -> DateTime<Utc> {
+    let not_yet_due = (now + chrono::Duration::nanoseconds(1), String::new());
+    let cap = now + chrono::Duration::seconds(1);
+    queue.range(not_yet_due..).next().map_or(cap, |(due, _)| (*due).min(cap))
 }
 
 fn enqueue(queue: &mut Queue, due_at: &mut HashMap<String, DateTime<Utc>>, id: &str, due: DateTime<Utc>) {
@@ -459,5 +468,29 @@ async fn retention_loop(shared: Shared, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(RETENTION_EVERY) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timer_fires_at_the_next_source_not_yet_due_and_within_a_second() {
+        let now = Utc::now();
+        let ms = chrono::Duration::milliseconds;
+        let mut queue = Queue::new();
+        assert_eq!(next_wake(&queue, now), now + ms(1000), "nothing queued: the heartbeat's second");
+        // Due 2 ms from now: wake then, not at a coarser step.
+        queue.insert((now + ms(2), "b".into()));
+        assert_eq!(next_wake(&queue, now), now + ms(2));
+        // Overdue sources waiting for a slot do not make the timer spin.
+        queue.insert((now - ms(500), "a".into()));
+        queue.insert((now, "c".into()));
+        assert_eq!(next_wake(&queue, now), now + ms(2));
+        queue.remove(&(now + ms(2), "b".into()));
+        assert_eq!(next_wake(&queue, now), now + ms(1000));
+        queue.insert((now + ms(5000), "d".into()));
+        assert_eq!(next_wake(&queue, now), now + ms(1000), "at most a second away");
     }
 }
