@@ -87,11 +87,10 @@ impl AppState {
             readers: Mutex::default(),
             rebuilds: tokio::sync::Semaphore::new(1),
             builder: Mutex::default(),
-            files: store
-                .path()
-                .parent()
-                .map(|d| if d.as_os_str().is_empty() { std::path::Path::new(".") } else { d })
-                .map(Into::into),
+            files: match store.path().parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
         };
         AppState { store, config, heartbeat, cache: Arc::new(cache) }
     }
@@ -188,7 +187,7 @@ struct Cache {
     builder: Mutex<Option<std::sync::mpsc::Sender<BuildJob>>>,
     /// Where rendered bodies get their sendable copies: the database's directory, which the
     /// daemon can always write to (see `sendfile`).
-    files: Option<PathBuf>,
+    files: PathBuf,
 }
 
 type BuildJob = Box<dyn FnOnce() + Send>;
@@ -668,7 +667,7 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
             let formats = Format::ALL.map(|f| {
                 let body = render::render(f, &t, &stories, &cfg.daemon.base_url);
                 let previous = current.as_ref().map(|c| &c.formats[f.index()]);
-                Rendered::new(body, f, previous, now, files.as_deref())
+                Rendered::new(body, f, previous, now, Some(&files))
             });
             Ok(TopicFeeds { version, config: cfg, built: Instant::now(), formats })
         })

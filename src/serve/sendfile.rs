@@ -8,15 +8,15 @@
 //!
 //! Which file: an unnamed one (`O_TMPFILE`) in the database's directory, else a memfd. Both
 //! live in the page cache only while the daemon holds them, but sending from a disk
-//! filesystem's page cache costs less than from a memfd: ext4 (Linux 6.16+), XFS and btrfs
-//! keep a file written in one go in large folios, where tmpfs (memfd) hands `sendfile` one
-//! 4 KiB page at a time. Measured on a 60 KB feed under wrk: 7.0-7.9 us of server CPU per
+//! filesystem's page cache costs less than from a memfd: ext4 (checked on Linux 6.18) keeps a
+//! file written in one go in large folios, where tmpfs (memfd) without transparent huge pages
+//! hands `sendfile` one 4 KiB page at a time. Measured on a 60 KB feed under wrk: 7.0-7.9 us of server CPU per
 //! request from such a file, 8.6-9.9 us from a memfd. Unchanged bytes keep their file (see
 //! `Rendered`), so a feed that stays the same for minutes is written back to disk at most
 //! once, and one that changes every few seconds is dropped before writeback starts.
 //!
 //! How a write finds its file: [`FileCopy`] registers the address range of the body's bytes
-//! with their memfd for as long as it lives; [`Conn::poll_write_vectored`] looks each buffer
+//! with their file for as long as it lives; [`Conn::poll_write_vectored`] looks each buffer
 //! hyper passes up in that registry. The bytes cannot be freed (and their address reused)
 //! while registered, because the [`FileCopy`] lives next to the `Bytes` that own them in the
 //! cache entry and unregisters when dropped. A buffer that is not registered (headers, small
@@ -40,11 +40,11 @@ use tokio::net::TcpStream;
 /// than the copy saves.
 pub const MIN_LEN: usize = 16 * 1024;
 
-/// Registered body address ranges: start address -> (length, the memfd holding those bytes).
+/// Registered body address ranges: start address -> (length, the file holding those bytes).
 type Registry = BTreeMap<usize, (usize, Arc<OwnedFd>)>;
 static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(RwLock::default);
 
-/// A memfd copy of one rendered body, registered under the body's address while it lives.
+/// A file copy of one rendered body, registered under the body's address while it lives.
 pub struct FileCopy {
     start: usize,
     fd: Arc<OwnedFd>,
@@ -98,7 +98,7 @@ impl Drop for FileCopy {
     }
 }
 
-/// The memfd and offset holding `buf`, when `buf` lies within a registered body.
+/// The file and offset holding `buf`, when `buf` lies within a registered body.
 fn lookup(buf: &[u8]) -> Option<(Arc<OwnedFd>, u64)> {
     let at = buf.as_ptr() as usize;
     let registry = REGISTRY.read().unwrap_or_else(|p| p.into_inner());
