@@ -171,7 +171,8 @@ impl Poller {
                             crate::priority::at_least(crate::priority::PARSE_NICE);
                             let mut feed = crate::parse::parse_feed(&body, ct.as_deref(), &base, max_items, now)?;
                             feed.items.retain(|i| i.published.is_none_or(|p| p >= cutoff));
-                            let outlet = configured_title.or_else(|| feed.title.clone()).unwrap_or(source_id);
+                            let outlet =
+                                configured_title.or_else(|| feed.title.clone()).unwrap_or_else(|| source_id.clone());
                             let features = feed
                                 .items
                                 .iter()
@@ -181,6 +182,7 @@ impl Poller {
                                         it.summary_html.as_deref().or(it.content_html.as_deref()),
                                         it.link.as_deref(),
                                         &outlet,
+                                        &source_id,
                                     )
                                 })
                                 .collect::<Vec<_>>();

@@ -95,18 +95,28 @@ enum Eval {
     /// Replay labeled headlines (CSV: ID, TITLE, URL, PUBLISHER, TIMESTAMP[, STORY]) through
     /// story clustering; print `ID,story` per row, and quality figures on stderr
     Stories {
-        /// The CSV file
-        file: PathBuf,
+        /// The CSV file; more files are read as one stream with it (e.g. a labelled set, then
+        /// unrelated headlines labelled `singleton-...`)
+        #[arg(required = true)]
+        file: Vec<PathBuf>,
         /// Replay the file this many times (shifted ids and times) to measure throughput
         #[arg(long, default_value_t = 1)]
         repeat: usize,
+        /// Override a story parameter for this replay (`--set join_threshold=0.2`; repeatable;
+        /// names as in `StoryParams`), to tune without rebuilding
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Write a line per row (replay order) to this file: what it joined on, or how close
+        /// it came to the nearest story (tab-separated)
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Eval(Eval::Stories { file, repeat }) = &cli.command {
-        return match eval_stories(file, *repeat) {
+    if let Command::Eval(Eval::Stories { file, repeat, set, trace }) = &cli.command {
+        return match eval_stories(file, *repeat, set, trace.as_deref()) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("newsdesk: error: {e:#}");
@@ -390,11 +400,30 @@ fn opml_import(file: &std::path::Path, existing: Option<&Config>) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-fn eval_stories(file: &std::path::Path, repeat: usize) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let replay =
-        newsdesk::dedup::eval::replay_csv(&text, newsdesk::dedup::story::StoryParams::default(), repeat.max(1))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+fn eval_stories(
+    files: &[PathBuf],
+    repeat: usize,
+    set: &[String],
+    trace: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let mut params = newsdesk::dedup::story::StoryParams::default();
+    for kv in set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--set {kv:?}: expected NAME=VALUE"))?;
+        params.set(k.trim(), v).map_err(|e| anyhow::anyhow!("--set {kv:?}: {e}"))?;
+    }
+    let mut texts = Vec::with_capacity(files.len());
+    for file in files {
+        texts.push(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?);
+    }
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let names = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ");
+    let replay = newsdesk::dedup::eval::replay_csvs(&texts, params, repeat.max(1), trace.is_some())
+        .map_err(|e| anyhow::anyhow!("{names}: {e}"))?;
+    if let Some(path) = trace {
+        let mut t = replay.trace.join("\n");
+        t.push('\n');
+        std::fs::write(path, t).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(out, "ID,story")?;
     for (id, story) in &replay.rows {
@@ -408,6 +437,15 @@ fn eval_stories(file: &std::path::Path, repeat: usize) -> anyhow::Result<ExitCod
         eprintln!("pairwise:   precision {:.3}  recall {:.3}  F1 {:.3}", q.pairwise.0, q.pairwise.1, q.pairwise.2);
         eprintln!("B-cubed:    precision {:.3}  recall {:.3}  F1 {:.3}", q.bcubed.0, q.bcubed.1, q.bcubed.2);
         eprintln!("clusters:   {} predicted, {} true", q.predicted, q.truth);
+        if q.singletons > 0 {
+            eprintln!(
+                "singletons: {} rows of no shared story, {} falsely merged ({:.1} %), {} of them into labelled stories",
+                q.singletons,
+                q.false_merges,
+                100.0 * q.false_merge_rate(),
+                q.into_labelled
+            );
+        }
     }
     eprintln!(
         "throughput: {:.0} items/s ({} items in {:.3} s, one core)",

@@ -206,15 +206,8 @@ fn build_story(
 pub fn outlet_of(it: &StoryItem, sources: &HashMap<String, SourceInfo>) -> Outlet {
     let source_id = it.sources.first().cloned().unwrap_or_default();
     let info = sources.get(&source_id);
-    let host = it
-        .link
-        .as_deref()
-        .and_then(|l| url::Url::parse(l).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .map(|u| crate::normalize::url::host_key(&u))
-        .filter(|h| !h.is_empty());
     Outlet {
-        key: host.unwrap_or_else(|| format!("source:{source_id}")),
+        key: crate::store::stories::outlet_key(it.link.as_deref(), &source_id),
         name: info.map(|s| s.name.clone()).unwrap_or_else(|| source_id.clone()),
         feed_url: info.map(|s| s.url.clone()).filter(|u| u.starts_with("http://") || u.starts_with("https://")),
         source_id,

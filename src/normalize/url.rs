@@ -9,7 +9,7 @@
 use url::Url;
 
 /// Query parameters that only track the reader and never select content.
-fn is_tracking_param(name: &str) -> bool {
+pub fn is_tracking_param(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.starts_with("utm_")
         || n.starts_with("mc_")

@@ -146,6 +146,7 @@ pub fn ingest(
                 it.summary_html.as_deref().or(it.content_html.as_deref()),
                 it.link.as_deref(),
                 &outlet,
+                source_id,
             ),
         };
         let story_time = published.min(now_s);

@@ -8,11 +8,23 @@ use crate::dedup::story::{Article, Features, StoryIndex, StoryParams};
 use crate::normalize::text::quick_text;
 
 /// The clustering features of a stored item: the same text preparation at ingest, in the
-/// parallel parse step, and when the engine is rebuilt after a restart.
-pub fn features(title: &str, summary_html: Option<&str>, url: Option<&str>, outlet: &str) -> Features {
+/// parallel parse step, and when the engine is rebuilt after a restart. `outlet` is the
+/// source's name; the outlet an item counts for is its link's host (as topics count outlets:
+/// an aggregator's items are their publishers'), else its source.
+pub fn features(title: &str, summary_html: Option<&str>, url: Option<&str>, outlet: &str, source_id: &str) -> Features {
     let summary = summary_html.map(|h| quick_text(h, SUMMARY_CHARS)).unwrap_or_default();
-    let art = Article { title, summary: &summary, url: url.unwrap_or(""), outlet, time: 0 };
+    let key = outlet_key(url, source_id);
+    let art = Article { title, summary: &summary, url: url.unwrap_or(""), outlet, outlet_key: &key, time: 0 };
     Features::extract(&art, &StoryParams::default())
+}
+
+/// The outlet an item counts for: its link's host (see [`crate::select::outlet_of`]), else `source:{id}`.
+pub fn outlet_key(link: Option<&str>, source_id: &str) -> String {
+    link.and_then(|l| url::Url::parse(l).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(|u| crate::normalize::url::host_key(&u))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("source:{source_id}"))
 }
 
 /// Characters of an item's summary text that clustering reads.
@@ -77,7 +89,7 @@ pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> rusqlite::Re
     let mut stmt = conn.prepare(
         "SELECT i.id, i.title, COALESCE(i.summary, ''), COALESCE(i.link, ''), i.story_id, i.story_time,
                 i.copy_of IS NOT NULL,
-                COALESCE((SELECT COALESCE(s.title, s.feed_title, s.id) FROM appearances a
+                COALESCE((SELECT COALESCE(s.title, s.feed_title, s.id) || char(10) || s.id FROM appearances a
                           JOIN sources s ON s.id = a.source_id
                           WHERE a.item_id = i.id ORDER BY a.first_seen LIMIT 1), '')
          FROM items i
@@ -100,7 +112,10 @@ pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> rusqlite::Re
         let (id, title, summary, url, story, time, copy, outlet) = row?;
         let story = resolve(conn, story)?.unwrap_or(story);
         // Exactly what ingest clustered on.
-        let f = features(&title, Some(summary.as_str()).filter(|s| !s.is_empty()), Some(url.as_str()), &outlet);
+        // "name\nsource id" of the source that first had it.
+        let (name, source) = outlet.rsplit_once('\n').unwrap_or((outlet.as_str(), ""));
+        let url = Some(url.as_str()).filter(|u| !u.is_empty());
+        let f = features(&title, Some(summary.as_str()).filter(|s| !s.is_empty()), url, name, source);
         engine.restore_features(f, time, id as u64, story as u64, copy);
     }
     engine.expire(now);
