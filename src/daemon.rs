@@ -55,6 +55,8 @@ impl Shared {
 pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = Store::open(&config.daemon.database)?;
+    // The last process may have stopped between a poll and its settle.
+    store.request_settle();
     if let Err(e) = store.checkpoint_in_background().await {
         // Checkpoints then stay inside the writer's commits: slower polls now and then, no harm.
         tracing::warn!("{e:#}");

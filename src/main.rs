@@ -245,6 +245,18 @@ fn fetch(config: Config, ids: Vec<String>, force: bool) -> anyhow::Result<ExitCo
             let _ = err.flush();
         }
     }));
+    // One replay of the live window in time order: what the stories are, whatever order the
+    // polls finished in.
+    match finish.settle_now() {
+        Ok(Some(s)) => tracing::info!(
+            "stories settled: {} items replayed in time order, {} moved, {} redirected",
+            s.items,
+            s.moved,
+            s.retired
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{e:#} (kept as clustered during the polls)"),
+    }
     finish.checkpoint_now();
     let mut stdout = std::io::stdout().lock();
     let (mut new, mut updated, mut failed) = (0, 0, 0);

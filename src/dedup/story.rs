@@ -1049,6 +1049,28 @@ impl StoryIndex {
         cur
     }
 
+    /// Renames stories (`map`: id -> new id; ids not in it keep theirs), e.g. to the ids a
+    /// re-clustering reconciled with the stored ones. New ids must not collide with live ones.
+    pub fn rename(&mut self, map: &IdMap<u64>) {
+        let get = |id: u64| map.get(&id).copied().unwrap_or(id);
+        self.stories = std::mem::take(&mut self.stories)
+            .into_values()
+            .map(|mut s| {
+                s.id = get(s.id);
+                (s.id, s)
+            })
+            .collect();
+        for list in self.postings.values_mut() {
+            for x in list.iter_mut() {
+                *x = get(*x);
+            }
+        }
+        self.redirects = std::mem::take(&mut self.redirects).into_iter().map(|(k, v)| (get(k), get(v))).collect();
+        for x in self.recent.iter_mut() {
+            *x = get(*x);
+        }
+    }
+
     /// Number of live stories.
     pub fn live_stories(&self) -> usize {
         self.stories.len()

@@ -21,6 +21,9 @@ pub struct IngestCounts {
     pub linked: usize,
     /// Items skipped because they were pruned before (tombstoned).
     pub tombstoned: usize,
+    /// Of `new`: articles older than the newest one already clustered, so clustered out of
+    /// time order: the stories are settled again (see [`super::stories`]).
+    pub late: usize,
 }
 
 /// Stores every item of `feed` for `source_id` inside `tx` (see [`crate::dedup::identity`]).
@@ -150,6 +153,9 @@ pub fn ingest(
             ),
         };
         let story_time = published.min(now_s);
+        if story_time < engine.docs.time {
+            counts.late += 1;
+        }
         let placed = stories::assign(tx, engine, item_id, f, story_time)?;
         insert_item.execute(params![
             item_id,

@@ -54,6 +54,14 @@ pub const WAL_CAP_PAGES: i64 = 16_384;
 /// ends with an fsync of the database file).
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Least time between two settles of the stories in the daemon (see [`stories`]): items keep
+/// their provisional story at most this long after the poll that stored them.
+pub const SETTLE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A settle waits at least this many times as long as the last one took, so settling a large
+/// window never takes more than a twentieth of the writer's time.
+const SETTLE_COST_FACTOR: u32 = 20;
+
 /// Most jobs committed in one group transaction (bounds the WAL growth and the delay before
 /// readers see the first feed of a group).
 pub const MAX_GROUP: usize = 64;
@@ -70,6 +78,11 @@ pub struct Writer {
     dirty: bool,
     /// Tells the background checkpointer that the WAL grew (see the module doc).
     checkpointer: Option<mpsc::SyncSender<()>>,
+    /// Items were clustered out of time order since the last settle (see [`stories`]).
+    settle_due: bool,
+    /// When the last settle ran, and how long it took (the next waits [`SETTLE_EVERY`] or
+    /// [`SETTLE_COST_FACTOR`] times as long, whichever is longer).
+    last_settle: Option<(std::time::Instant, std::time::Duration)>,
 }
 
 impl Writer {
@@ -181,6 +194,64 @@ impl Writer {
     pub fn reset_stories(&mut self) {
         self.stories = None;
     }
+
+    /// Asks for a settle of the stories (see [`stories`]): the writer runs it between jobs,
+    /// at most every [`SETTLE_EVERY`].
+    pub fn settle_due(&mut self) {
+        self.settle_due = true;
+    }
+
+    /// Settles the stories now (see [`stories`]), in a transaction of its own: the live window
+    /// is replayed in time order and the result stored; the engine continues from the replay.
+    pub fn settle(&mut self, now: i64) -> rusqlite::Result<stories::Settled> {
+        let started = std::time::Instant::now();
+        let result = self.settle_tx(now);
+        self.last_settle = Some((std::time::Instant::now(), started.elapsed()));
+        match &result {
+            Ok(s) => {
+                self.settle_due = false;
+                if s.moved > 0 {
+                    self.changed();
+                }
+                tracing::debug!(
+                    "stories settled: {} items replayed, {} moved, {} stories opened, {} redirected, in {:.0?}",
+                    s.items,
+                    s.moved,
+                    s.opened,
+                    s.retired,
+                    started.elapsed()
+                );
+            }
+            Err(_) => self.reset_stories(),
+        }
+        result
+    }
+
+    fn settle_tx(&mut self, now: i64) -> rusqlite::Result<stories::Settled> {
+        // The plan is read inside the transaction, so no row changes before it is applied.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let plan = stories::plan(&tx, StoryParams::default(), now, false)?;
+        let settled = stories::apply(&tx, &plan)?;
+        tx.commit()?;
+        self.stories = Some(plan.engine);
+        self.last_expire = 0;
+        Ok(settled)
+    }
+
+    /// Runs a due settle once the interval since the last one has passed.
+    fn settle_if_due(&mut self) {
+        if !self.settle_due || !self.conn.is_autocommit() {
+            return;
+        }
+        if let Some((at, took)) = self.last_settle {
+            if at.elapsed() < SETTLE_EVERY.max(took * SETTLE_COST_FACTOR) {
+                return;
+            }
+        }
+        if let Err(e) = self.settle(chrono::Utc::now().timestamp()) {
+            tracing::warn!("settling stories in the database: {e} (kept as clustered; retried later)");
+        }
+    }
 }
 
 /// Handle to the database: cheap to clone, all clones share the one writer thread.
@@ -230,6 +301,8 @@ impl Store {
             generation: generation.clone(),
             dirty: false,
             checkpointer: None,
+            settle_due: false,
+            last_settle: None,
         };
         thread::Builder::new()
             .name("db-writer".into())
@@ -243,6 +316,7 @@ impl Store {
                             Ok(j) => j,
                             Err(mpsc::RecvTimeoutError::Timeout) => {
                                 writer.check_external(&mut seen_version);
+                                writer.settle_if_due();
                                 continue;
                             }
                             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -256,6 +330,7 @@ impl Store {
                         Job::Grouped(f) => next = writer.run_group(f, &rx),
                     }
                     writer.check_external(&mut seen_version);
+                    writer.settle_if_due();
                     if let Some(c) = &writer.checkpointer {
                         // Full: a checkpoint is already due; either way nothing waits.
                         let _ = c.try_send(());
@@ -312,6 +387,22 @@ impl Store {
             Ok(Err(e)) => tracing::debug!("final checkpoint of {}: {e}", self.path.display()),
             Err(WriterStopped) => tracing::debug!("final checkpoint of {}: the writer stopped", self.path.display()),
         }
+    }
+
+    /// Settles the stories now if items were clustered out of order (see [`stories`]): what
+    /// `newsdesk fetch` does after its polls, so what it stores is the time-ordered replay.
+    pub fn settle_now(&self) -> anyhow::Result<Option<stories::Settled>> {
+        let now = chrono::Utc::now().timestamp();
+        let r = self
+            .write_blocking(move |w| if w.settle_due { w.settle(now).map(Some) } else { Ok(None) })
+            .map_err(anyhow::Error::from)?;
+        r.with_context(|| format!("settling stories in {}", self.path.display()))
+    }
+
+    /// Asks the writer to settle the stories at its next chance (the daemon at startup: the
+    /// last process may have stopped before it settled).
+    pub fn request_settle(&self) {
+        let _ = self.jobs.send(Job::Solo(Box::new(|w: &mut Writer| w.settle_due())));
     }
 
     /// A number that grows whenever stored content changes: cache keys for rendered feeds.

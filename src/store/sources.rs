@@ -163,8 +163,14 @@ pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestC
     match &result {
         // The transaction rolled back; the story engine may hold items that are not stored.
         Err(_) => w.reset_stories(),
-        Ok(c) if c.new + c.updated > 0 => w.changed(),
-        Ok(_) => {}
+        Ok(c) => {
+            if c.late > 0 {
+                w.settle_due();
+            }
+            if c.new + c.updated > 0 {
+                w.changed();
+            }
+        }
     }
     result
 }

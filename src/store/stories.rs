@@ -1,10 +1,30 @@
 //! Stories in the database: assigning each new item to a story inside the item's own
-//! transaction, merges that redirect the younger id to the older, and rebuilding the
-//! in-memory [`StoryIndex`] from the items of the live window after a restart.
+//! transaction, merges that redirect the younger id to the older, rebuilding the in-memory
+//! [`StoryIndex`] from the items of the live window after a restart, and *settling*.
+//!
+//! # Settling: the stored stories are the time-ordered replay
+//!
+//! Polls finish in any order, and a feed lists its items newest first, so items reach the
+//! engine out of time order, and what incremental clustering decides depends on that order
+//! (an item that arrives before the story it belongs to opens a story of its own). So an
+//! item's story at ingest is provisional. Whenever items older than the newest one clustered
+//! were stored ([`crate::store::items::IngestCounts::late`]), a *settle* ([`plan`], [`apply`])
+//! replays the whole live window (items of the last `quiet_period`) through a fresh engine
+//! in time order, ties broken by a hash of the article's URL (never by row id, which follows
+//! poll order), exactly as `newsdesk eval stories` replays a file, and stores the result.
+//! The stored partition is then a function of the set of items in the window, whatever the
+//! order polls finished in, and a cold start, a restart and normal polling agree.
+//!
+//! Published ids never change meaning: each replayed story takes the stored id that most of
+//! its items had (largest overlap first, each id used once); a stored story left with no items
+//! becomes a redirect (`merged_into`) to the story that took most of them, as a merge does.
+//! Items older than the window keep their story.
+
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection};
 
-use crate::dedup::story::{Article, Features, StoryIndex, StoryParams};
+use crate::dedup::story::{stable_hash, Article, Assignment, Features, IdMap, StoryIndex, StoryParams};
 use crate::normalize::text::quick_text;
 
 /// The clustering features of a stored item: the same text preparation at ingest, in the
@@ -79,45 +99,229 @@ pub fn resolve(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
     conn.query_row("SELECT COALESCE(merged_into, id) FROM stories WHERE id = ?1", [id], |r| r.get(0)).optional()
 }
 
+/// One stored item as clustering reads it back.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Item row id.
+    pub id: i64,
+    /// Plain-text title.
+    pub title: String,
+    /// Link as published.
+    pub link: Option<String>,
+    /// The start of its summary (else content) HTML: what clustering reads of it.
+    pub summary: String,
+    /// Its stored story, after merges.
+    pub story: Option<i64>,
+    /// The item it nearly copies.
+    pub copy_of: Option<i64>,
+    /// Clustering time (unix seconds).
+    pub time: i64,
+    /// Name of the source it counts for (the first by id that has it: not poll order).
+    pub outlet: String,
+    /// That source's id.
+    pub source: String,
+    /// Tie-break among equal times: a hash of the article's URL, else its title.
+    order: u64,
+}
+
+impl Row {
+    /// The clustering features of the item (see [`features`]).
+    pub fn features(&self) -> Features {
+        let summary = Some(self.summary.as_str()).filter(|s| !s.is_empty());
+        features(&self.title, summary, self.link.as_deref(), &self.outlet, &self.source)
+    }
+}
+
+/// Characters of summary HTML read back per item: enough for [`SUMMARY_CHARS`] of text.
+const SUMMARY_HTML_CHARS: usize = 4000;
+
+/// The items clustered at or after `since`, in clustering order (time, then URL hash, then id).
+pub fn window(conn: &Connection, since: i64) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT i.id, i.title, COALESCE(substr(COALESCE(i.summary, i.content), 1, {SUMMARY_HTML_CHARS}), ''),
+                i.link, COALESCE(s.merged_into, i.story_id), i.copy_of, i.story_time,
+                COALESCE(i.canonical_url, i.link, i.title),
+                COALESCE((SELECT COALESCE(src.title, src.feed_title, src.id) || char(10) || src.id
+                          FROM appearances a JOIN sources src ON src.id = a.source_id
+                          WHERE a.item_id = i.id ORDER BY a.source_id LIMIT 1), '')
+         FROM items i LEFT JOIN stories s ON s.id = i.story_id
+         WHERE i.story_time >= ?1"
+    ))?;
+    let rows = stmt.query_map([since], |r| {
+        let outlet: String = r.get(8)?;
+        // "name\nsource id"
+        let (name, source) = outlet.rsplit_once('\n').unwrap_or((outlet.as_str(), ""));
+        Ok(Row {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            summary: r.get(2)?,
+            link: r.get(3)?,
+            story: r.get(4)?,
+            copy_of: r.get(5)?,
+            time: r.get(6)?,
+            order: stable_hash(&r.get::<_, String>(7)?),
+            outlet: name.to_string(),
+            source: source.to_string(),
+        })
+    })?;
+    let mut out = rows.collect::<rusqlite::Result<Vec<Row>>>()?;
+    out.sort_unstable_by_key(|r| (r.time, r.order, r.id));
+    Ok(out)
+}
+
 /// Rebuilds the clustering state from the items of the last `quiet_period` (what the engine
-/// would still hold had the process never stopped), in the order they were clustered.
+/// would still hold had the process never stopped), in clustering order, each in its stored story.
 pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> rusqlite::Result<StoryIndex> {
     let since = now - params.quiet_period;
     let mut engine = StoryIndex::new(params);
-    let next: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM stories", [], |r| r.get(0))?;
-    engine.next_story = next.max(1) as u64;
-    let mut stmt = conn.prepare(
-        "SELECT i.id, i.title, COALESCE(i.summary, ''), COALESCE(i.link, ''), i.story_id, i.story_time,
-                i.copy_of IS NOT NULL,
-                COALESCE((SELECT COALESCE(s.title, s.feed_title, s.id) || char(10) || s.id FROM appearances a
-                          JOIN sources s ON s.id = a.source_id
-                          WHERE a.item_id = i.id ORDER BY a.first_seen LIMIT 1), '')
-         FROM items i
-         WHERE i.story_time >= ?1 AND i.story_id IS NOT NULL
-         ORDER BY i.story_time, i.id",
-    )?;
-    let rows = stmt.query_map([since], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, bool>(6)?,
-            r.get::<_, String>(7)?,
-        ))
-    })?;
-    for row in rows {
-        let (id, title, summary, url, story, time, copy, outlet) = row?;
-        let story = resolve(conn, story)?.unwrap_or(story);
-        // Exactly what ingest clustered on.
-        // "name\nsource id" of the source that first had it.
-        let (name, source) = outlet.rsplit_once('\n').unwrap_or((outlet.as_str(), ""));
-        let url = Some(url.as_str()).filter(|u| !u.is_empty());
-        let f = features(&title, Some(summary.as_str()).filter(|s| !s.is_empty()), url, name, source);
-        engine.restore_features(f, time, id as u64, story as u64, copy);
+    engine.next_story = next_story_id(conn)?;
+    for row in window(conn, since)? {
+        if let Some(story) = row.story {
+            engine.restore_features(row.features(), row.time, row.id as u64, story as u64, row.copy_of.is_some());
+        }
     }
     engine.expire(now);
     Ok(engine)
+}
+
+/// An id no story row has.
+fn next_story_id(conn: &Connection) -> rusqlite::Result<u64> {
+    let next: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM stories", [], |r| r.get(0))?;
+    Ok(next.max(1) as u64)
+}
+
+/// A replay of the live window, reconciled with the stored ids (see the module doc).
+pub struct Plan {
+    /// Start of the window (unix seconds).
+    pub since: i64,
+    /// The window's items in clustering order.
+    pub rows: Vec<Row>,
+    /// What the replay did with each row (same order; `why` filled when traced).
+    pub assigned: Vec<Assignment>,
+    /// Each row's story after reconciling (same order).
+    pub story: Vec<i64>,
+    /// Stored stories none of whose window items kept their id, with the story that took most
+    /// of them: redirected there once they hold no item at all.
+    pub retired: Vec<(i64, i64)>,
+    /// Ids the replay opened that no stored story had.
+    pub opened: Vec<i64>,
+    /// Replay story id (before merges and renaming) -> the row id of the item that opened it.
+    pub opened_by: IdMap<i64>,
+    /// The engine after the replay, under the reconciled ids.
+    pub engine: StoryIndex,
+}
+
+/// Replays the items of the last `quiet_period` before `now` through a fresh engine in
+/// clustering order and reconciles the stories with the stored ids. Reads only.
+pub fn plan(conn: &Connection, params: StoryParams, now: i64, trace: bool) -> rusqlite::Result<Plan> {
+    let since = now - params.quiet_period;
+    let rows = window(conn, since)?;
+    let mut engine = StoryIndex::new(params);
+    engine.trace = trace;
+    engine.next_story = next_story_id(conn)?;
+    let mut opened_by = IdMap::default();
+    let assigned: Vec<Assignment> = rows
+        .iter()
+        .map(|r| {
+            let a = engine.assign_features_as(r.features(), r.time, r.id as u64);
+            if a.opened {
+                opened_by.insert(a.story, r.id);
+            }
+            a
+        })
+        .collect();
+    let cluster: Vec<u64> = assigned.iter().map(|a| engine.resolve(a.story)).collect();
+    // Each replayed story takes the stored id most of its items had, largest overlaps first.
+    let mut overlap: HashMap<(u64, i64), usize> = HashMap::new();
+    for (r, &c) in rows.iter().zip(&cluster) {
+        if let Some(old) = r.story {
+            *overlap.entry((c, old)).or_default() += 1;
+        }
+    }
+    let mut pairs: Vec<((u64, i64), usize)> = overlap.into_iter().collect();
+    pairs.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0 .1.cmp(&b.0 .1)).then(a.0 .0.cmp(&b.0 .0)));
+    let mut rename: IdMap<u64> = IdMap::default();
+    let mut kept: HashSet<i64> = HashSet::new();
+    for ((c, old), _) in &pairs {
+        if !rename.contains_key(c) && !kept.contains(old) {
+            rename.insert(*c, *old as u64);
+            kept.insert(*old);
+        }
+    }
+    let story: Vec<i64> = cluster.iter().map(|c| rename.get(c).copied().unwrap_or(*c) as i64).collect();
+    // A stored id that no replayed story kept: where most of its items went.
+    let mut went: HashMap<i64, HashMap<i64, usize>> = HashMap::new();
+    for (r, &s) in rows.iter().zip(&story) {
+        if let Some(old) = r.story.filter(|o| !kept.contains(o)) {
+            *went.entry(old).or_default().entry(s).or_default() += 1;
+        }
+    }
+    let mut retired: Vec<(i64, i64)> = went
+        .into_iter()
+        .filter_map(|(old, to)| to.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|t| (old, t.0)))
+        .collect();
+    retired.sort_unstable();
+    let mut opened: Vec<i64> = cluster.iter().filter(|c| !rename.contains_key(c)).map(|&c| c as i64).collect();
+    opened.sort_unstable();
+    opened.dedup();
+    engine.rename(&rename);
+    engine.trace = false;
+    Ok(Plan { since, rows, assigned, story, retired, opened, opened_by, engine })
+}
+
+/// What [`apply`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Items replayed (the live window).
+    pub items: usize,
+    /// Items whose story or copy link changed.
+    pub moved: usize,
+    /// Stories the replay opened under new ids.
+    pub opened: usize,
+    /// Stored stories that became redirects.
+    pub retired: usize,
+}
+
+/// Stores a [`plan`]: items move to their replayed stories, story rows get their new time
+/// span, new stories get rows, and emptied ones redirect. Run it in the transaction the plan
+/// was made in, so no row changed in between.
+pub fn apply(tx: &Connection, plan: &Plan) -> rusqlite::Result<Settled> {
+    let mut done = Settled { items: plan.rows.len(), ..Settled::default() };
+    let mut touched: HashSet<i64> = HashSet::new();
+    let mut set_item = tx.prepare_cached("UPDATE items SET story_id = ?2, copy_of = ?3 WHERE id = ?1")?;
+    for ((r, a), &s) in plan.rows.iter().zip(&plan.assigned).zip(&plan.story) {
+        let copy = a.near_duplicate_of.map(|i| i as i64);
+        if r.story != Some(s) || r.copy_of != copy {
+            set_item.execute(params![r.id, s, copy])?;
+            done.moved += 1;
+            touched.insert(s);
+            touched.extend(r.story);
+        }
+    }
+    let mut add = tx.prepare_cached(
+        "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, 0, 0) ON CONFLICT(id) DO NOTHING",
+    )?;
+    for &id in &plan.opened {
+        add.execute([id])?;
+        touched.insert(id);
+    }
+    done.opened = plan.opened.len();
+    let mut span = tx.prepare_cached(
+        "UPDATE stories SET first_seen = COALESCE((SELECT MIN(story_time) FROM items WHERE story_id = ?1), first_seen),
+                            last_seen = COALESCE((SELECT MAX(story_time) FROM items WHERE story_id = ?1), last_seen)
+         WHERE id = ?1",
+    )?;
+    for &id in &touched {
+        span.execute([id])?;
+    }
+    let mut empty = tx.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM items WHERE story_id = ?1)")?;
+    let mut redirect = tx.prepare_cached("UPDATE stories SET merged_into = ?2 WHERE id = ?1 OR merged_into = ?1")?;
+    for &(old, into) in &plan.retired {
+        // A story that still has items older than the window lives on with them.
+        if empty.query_row([old], |r| r.get::<_, bool>(0))? {
+            redirect.execute(params![old, into])?;
+            done.retired += 1;
+        }
+    }
+    Ok(done)
 }
