@@ -54,6 +54,10 @@ enum Command {
         /// At most this many stories [default: the topic's `limit`]
         #[arg(long)]
         limit: Option<usize>,
+        /// Instead of a list: why the items of this story are together (each item with the
+        /// rule it joined on, its similarity and threshold, the shared terms and their weights)
+        #[arg(long, value_name = "STORY_ID", conflicts_with_all = ["topic", "limit"])]
+        explain: Option<i64>,
     },
     /// Render one topic feed to stdout
     Render {
@@ -155,7 +159,8 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::Fetch { sources, force } => fetch(config, sources, force),
         Command::Sources => list_sources(&config),
-        Command::Stories { topic, limit } => list_stories(&config, topic.as_deref(), limit),
+        Command::Stories { explain: Some(id), .. } => explain_story(&config, id),
+        Command::Stories { topic, limit, explain: None } => list_stories(&config, topic.as_deref(), limit),
         Command::Render { topic, format } => render_topic(&config, &topic, &format),
         Command::Export { dir } => export(&config, &dir),
         Command::Opml(Opml::Export) => opml_export(&config),
@@ -368,6 +373,22 @@ fn list_stories(config: &Config, topic_id: Option<&str>, limit: Option<usize>) -
     }
     writeln!(out, "{} stories in {:?}", stories.len(), t.id)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn explain_story(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
+    let store = open_store(config)?;
+    let text = newsdesk::store::stories::explain(&store.reader()?, id, chrono::Utc::now().timestamp())
+        .with_context(|| format!("explaining story {id}"))?;
+    match text {
+        Some(t) => {
+            std::io::stdout().lock().write_all(t.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("newsdesk: error: no story {id} (ids are in `newsdesk stories` and in the published GUIDs)");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn render_topic(config: &Config, topic_id: &str, format: &str) -> anyhow::Result<ExitCode> {

@@ -369,6 +369,10 @@ impl Decayed {
 pub struct Member {
     /// Item sequence number.
     pub item: u64,
+    /// Arrival number in this engine: the order members were assigned in. Merged stories keep
+    /// their latest members by it, not by `item`, which the caller may number in another
+    /// order (row ids follow poll order; a replay follows time).
+    pub arrival: u64,
     /// Hash of the normalised URL (host + path, no query).
     pub url: u64,
     /// Sorted, deduplicated word unigram and bigram hashes of title + summary.
@@ -456,6 +460,8 @@ pub struct StoryIndex {
     pub next_story: u64,
     /// Next item sequence number.
     pub next_item: u64,
+    /// Members assigned or restored so far (see [`Member::arrival`]).
+    pub arrivals: u64,
     /// Fill [`Assignment::why`] (for explanations and tuning; off at ingest).
     pub trace: bool,
 }
@@ -1016,6 +1022,7 @@ impl StoryIndex {
             recent: VecDeque::new(),
             next_story: 1,
             next_item: 0,
+            arrivals: 0,
             trace: false,
         }
     }
@@ -1163,7 +1170,8 @@ impl StoryIndex {
                 self.df.entry(t).or_default().add(now, 1.0, hl);
             }
         }
-        let member = Member { item, url: f.url, shingles: f.shingles };
+        self.arrivals += 1;
+        let member = Member { item, arrival: self.arrivals, url: f.url, shingles: f.shingles };
         match existing {
             Some(id) => self.add_to_story(id, &f.terms, member, f.outlet, copy, now),
             None => {
@@ -1251,7 +1259,8 @@ impl StoryIndex {
         if story_df {
             self.learn_story_df(&f.terms, target, now);
         }
-        let member = Member { item, url: f.url, shingles: f.shingles };
+        self.arrivals += 1;
+        let member = Member { item, arrival: self.arrivals, url: f.url, shingles: f.shingles };
         let (story, opened) = match target {
             Some(id) => {
                 self.add_to_story(id, &f.terms, member, f.outlet, near_dup.is_some(), now);
@@ -1513,7 +1522,7 @@ impl StoryIndex {
                 }
             }
             let mut all: Vec<Member> = s.recent.drain(..).chain(g.recent).collect();
-            all.sort_by_key(|m| m.item);
+            all.sort_by_key(|m| m.arrival);
             let skip = all.len().saturating_sub(cap);
             s.recent = all.into_iter().skip(skip).collect();
         }
