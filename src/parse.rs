@@ -1,4 +1,4 @@
-//! Parse: feed bytes -> [`model::Feed`] (RSS 0.9x/1.0/2.0, Atom, JSON Feed via feed-rs).
+//! Parse: feed bytes -> [`crate::model::Feed`] (RSS 0.9x/1.0/2.0, Atom, JSON Feed via feed-rs).
 //!
 //! On top of feed-rs: the charset from `Content-Type` is honoured when the document does not
 //! declare one; invalid UTF-8 is repaired rather than losing the feed; dates are parsed
