@@ -255,7 +255,7 @@ fn groups(p: &std::collections::HashMap<String, i64>) -> Vec<Vec<&str>> {
 /// and ingested by one cold `fetch`, whose polls finish in whatever order. The stored stories
 /// must not depend on that order (two configs list the sources in different orders, so polls
 /// start and finish differently), and must be as good as the time-ordered replay of the same
-/// rows. Without settling, the two orders gave different partitions (B3 F1 0.836 / 0.824).
+/// rows. Without settling, the two orders give different partitions (166 vs 175 stories).
 #[test]
 fn dev_set_over_http_is_stored_as_the_replay_whatever_the_poll_order() {
     let (feeds, labels) = farm();
@@ -302,7 +302,9 @@ fn dev_set_over_http_is_stored_as_the_replay_whatever_the_poll_order() {
             .bcubed
             .2;
     println!("stored B3 F1 {stored:.3}, replay {replay:.3}, {} stories", groups(&pa).len());
-    assert!((stored - replay).abs() <= 0.02, "stored B3 F1 {stored:.3} vs replay {replay:.3}");
+    // The issue asks for 0.02; 0.01 also catches the tie regrouping going missing (hash order
+    // among items of one second stored 0.866 here).
+    assert!((stored - replay).abs() <= 0.01, "stored B3 F1 {stored:.3} vs replay {replay:.3}");
 
     let out = a.run(&["render", "top-news", "--format", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
