@@ -64,6 +64,15 @@ pub struct RawConfig {
     source: Vec<Spanned<RawSource>>,
     #[serde(default)]
     topic: Vec<Spanned<RawTopic>>,
+    #[serde(default)]
+    web: Option<Spanned<RawWeb>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    front: Option<Spanned<String>>,
+    title: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -129,6 +138,18 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[[topic]]` entries in file order.
     pub topics: Vec<TopicConfig>,
+    /// `[web]`: the reading pages.
+    pub web: WebConfig,
+}
+
+/// `[web]` settings with defaults applied.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The topic the front page shows: `front`, else the first `coverage` topic, else the
+    /// first topic (`None` only when no topic is configured).
+    pub front: Option<String>,
+    /// The site's name in page titles and headers.
+    pub title: String,
 }
 
 /// `[daemon]` settings with defaults applied.
@@ -436,7 +457,25 @@ impl Validator<'_> {
                 exclude,
             });
         }
-        Config { path: self.file.to_path_buf(), daemon, sources, topics }
+        let web = self.web(raw.web.as_ref().map(|w| w.get_ref()), &topics);
+        Config { path: self.file.to_path_buf(), daemon, sources, topics, web }
+    }
+
+    fn web(&mut self, w: Option<&RawWeb>, topics: &[TopicConfig]) -> WebConfig {
+        let empty = RawWeb::default();
+        let w = w.unwrap_or(&empty);
+        let fallback = topics.iter().find(|t| t.rank == Rank::Coverage).or(topics.first()).map(|t| t.id.clone());
+        let front = match &w.front {
+            Some(f) if topics.iter().any(|t| &t.id == f.get_ref()) => Some(f.get_ref().clone()),
+            Some(f) => {
+                let known: Vec<&str> = topics.iter().map(|t| t.id.as_str()).collect();
+                self.err(f.span().start, format!("front: no topic {:?} (topics: {})", f.get_ref(), known.join(", ")));
+                fallback
+            }
+            None => fallback,
+        };
+        let title = w.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or("newsdesk").to_string();
+        WebConfig { front, title }
     }
 
     fn keyword(&mut self, k: &Spanned<String>) -> Option<Keyword> {

@@ -1,14 +1,21 @@
-//! Export: every topic in every format as static files, for nginx or a CDN, with a `.gz`
-//! beside each (nginx `gzip_static on`), `index.html` and `sources.opml`. Each file is
-//! written to a temporary name and renamed, so a web server never serves half a file.
+//! Export: the whole site as static files, for nginx or a CDN, with a `.gz` beside each
+//! (nginx `gzip_static on`): every topic in every format (`topics/{id}.{rss,atom,json}`), the
+//! reading pages (`index.html`, `topics/{id}.html`, `stories/{id}.html` for every published
+//! story, `embed/{id}.html`, `sources.html`), the stylesheet under `assets/` and
+//! `sources.opml`. The pages link `/topics/{id}` and `/stories/{id}` without `.html`, as the
+//! daemon serves them: nginx needs `try_files $uri $uri.html =404;`. Each file is written to
+//! a temporary name and renamed, so a web server never serves half a file; pages of stories
+//! no longer published are removed.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rusqlite::Connection;
 
-use crate::config::Config;
-use crate::render::{self, Format};
+use std::collections::HashSet;
+
+use crate::config::{Config, TopicConfig};
+use crate::render::{self, html, Format};
 use crate::store::{queries, sources};
 
 /// What an export wrote.
@@ -18,33 +25,89 @@ pub struct Exported {
     pub files: Vec<PathBuf>,
     /// Stories per topic id.
     pub stories: Vec<(String, usize)>,
+    /// Story pages written.
+    pub story_pages: usize,
 }
 
 /// Writes the static site for `config` into `dir` (created if needed).
 pub fn export(conn: &Connection, config: &Config, dir: &Path, now: i64) -> anyhow::Result<Exported> {
     let topics_dir = dir.join("topics");
-    std::fs::create_dir_all(&topics_dir).with_context(|| format!("creating {}", topics_dir.display()))?;
+    let stories_dir = dir.join("stories");
+    let embed_dir = dir.join("embed");
+    let assets_dir = dir.join("assets");
+    for d in [&topics_dir, &stories_dir, &embed_dir, &assets_dir] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     let mut out = Exported::default();
+    let mut write = |path: PathBuf, body: &[u8]| -> anyhow::Result<()> {
+        write_with_gzip(&path, body)?;
+        out.files.push(path);
+        Ok(())
+    };
+    let mut selected = Vec::with_capacity(config.topics.len());
+    let mut front = None;
     for topic in &config.topics {
         let stories = crate::select::select(conn, config, topic, now)
             .with_context(|| format!("selecting the stories of topic {:?}", topic.id))?;
         for f in Format::ALL {
             let body = render::render(f, topic, &stories, &config.daemon.base_url);
-            let path = topics_dir.join(format!("{}.{}", topic.id, f.ext()));
-            write_with_gzip(&path, &body)?;
-            out.files.push(path);
+            write(topics_dir.join(format!("{}.{}", topic.id, f.ext())), &body)?;
         }
-        out.stories.push((topic.id.clone(), stories.len()));
+        write(
+            topics_dir.join(format!("{}.html", topic.id)),
+            html::topic_page(config, topic, &stories, now, false).as_bytes(),
+        )?;
+        let rail = html::embed(config, topic, &stories, html::EMBED_DEFAULT, now);
+        write(embed_dir.join(format!("{}.html", topic.id)), rail.as_bytes())?;
+        if config.web.front.as_deref() == Some(topic.id.as_str()) {
+            front = Some(html::topic_page(config, topic, &stories, now, true));
+        }
+        selected.push((topic, stories));
     }
+    let front = front.unwrap_or_else(|| {
+        html::message_page(config, "No topics yet", "Add a [[topic]] to feeds.toml (see README.md).", now)
+    });
+    write(dir.join("index.html"), front.as_bytes())?;
+    // Every published story's page, with the topics it is in.
+    let mut ids: Vec<i64> = selected.iter().flat_map(|(_, s)| s.iter().map(|s| s.id)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut pages = HashSet::new();
+    for &id in &ids {
+        let Some(coverage) = crate::select::coverage(conn, config, id, now).context("reading a story")? else {
+            continue;
+        };
+        let topics: Vec<&TopicConfig> =
+            selected.iter().filter(|(_, s)| s.iter().any(|s| s.id == id)).map(|(t, _)| *t).collect();
+        let name = format!("{id}.html");
+        write(stories_dir.join(&name), html::story_page(config, &coverage, &topics, now).as_bytes())?;
+        pages.insert(name);
+    }
+    out.story_pages = pages.len();
+    prune_story_pages(&stories_dir, &pages)?;
     let states = sources::all(conn).context("reading sources")?;
-    let index = dir.join("index.html");
-    write_with_gzip(&index, render::html::index(config, Some(&states), now).as_bytes())?;
-    out.files.push(index);
-    let opml = dir.join("sources.opml");
+    write(dir.join("sources.html"), html::sources_page(config, &states, now).as_bytes())?;
+    write(dir.join(html::style_path()), html::STYLE.as_bytes())?;
     let infos = queries::source_info(conn).context("reading sources")?;
-    write_with_gzip(&opml, crate::opml::export(config, &infos).as_bytes())?;
-    out.files.push(opml);
+    write(dir.join("sources.opml"), crate::opml::export(config, &infos).as_bytes())?;
+    out.stories = selected.iter().map(|(t, s)| (t.id.clone(), s.len())).collect();
     Ok(out)
+}
+
+/// Removes the pages of stories no topic publishes any more (`{id}.html` and its `.gz`;
+/// nothing else in the folder is touched).
+fn prune_story_pages(dir: &Path, keep: &HashSet<String>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let page = name.strip_suffix(".gz").unwrap_or(&name);
+        let ours =
+            page.strip_suffix(".html").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+        if ours && !keep.contains(page) {
+            std::fs::remove_file(entry.path()).with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn write_with_gzip(path: &Path, body: &[u8]) -> anyhow::Result<()> {

@@ -67,8 +67,8 @@ enum Command {
         #[arg(long, default_value = "rss", value_parser = ["rss", "atom", "json"])]
         format: String,
     },
-    /// Write every topic in every format (with .gz copies), index.html and sources.opml into
-    /// DIR, ready for nginx (`gzip_static on`) or a CDN
+    /// Write the whole site into DIR (every topic feed, the reading pages, the stylesheet and
+    /// sources.opml, each with a .gz copy), ready for nginx (`gzip_static on`) or a CDN
     Export {
         /// Output directory (created if needed; files are replaced atomically)
         dir: PathBuf,
@@ -409,7 +409,7 @@ fn export(config: &Config, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     for (id, n) in &done.stories {
         println!("{id}: {n} stories");
     }
-    println!("{} files (and .gz copies) in {}", done.files.len(), dir.display());
+    println!("{} story pages; {} files (and .gz copies) in {}", done.story_pages, done.files.len(), dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -103,6 +103,86 @@ pub fn select(
     Ok(stories)
 }
 
+/// One story with every item it has, for its full-coverage page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    /// The story as topics publish it (lead, outlets, times).
+    pub story: StoryView,
+    /// Every item, in time order (earliest first).
+    pub items: Vec<StoryItem>,
+    /// Display name of each source, by id.
+    pub sources: HashMap<String, SourceInfo>,
+}
+
+impl Coverage {
+    /// The outlet an item counts for (its first source, its link's host).
+    pub fn outlet(&self, it: &StoryItem) -> Outlet {
+        outlet_of(it, &self.sources)
+    }
+}
+
+/// Story `id` with all its items, or `None` when no live story has that id (pass the id a
+/// merged story resolves to: see [`crate::store::stories::resolve`]).
+pub fn coverage(conn: &rusqlite::Connection, config: &Config, id: i64, now: i64) -> rusqlite::Result<Option<Coverage>> {
+    let mut items = queries::items_of_story(conn, id, None)?;
+    if items.is_empty() {
+        return Ok(None);
+    }
+    items.sort_by_key(|i| (i.story_time, i.id));
+    let sources = queries::source_info(conn)?;
+    let everything = everything();
+    let filter = TopicFilter::new(config, &everything);
+    let weights: HashMap<&str, f64> = config.sources.iter().map(|s| (s.id.as_str(), s.weight)).collect();
+    let Some(mut story) =
+        build_story(items.clone(), &filter, &sources, &weights, i64::MIN, now, &StoryParams::default())
+    else {
+        return Ok(None);
+    };
+    story.lead.summary = queries::item_text(conn, story.lead.id)?;
+    Ok(Some(Coverage { story, items, sources }))
+}
+
+/// The stories with these (live) ids as topics publish them, newest activity first
+/// (search results); ids with no items are left out.
+pub fn stories_by_id(
+    conn: &rusqlite::Connection,
+    config: &Config,
+    ids: &[i64],
+    now: i64,
+) -> rusqlite::Result<Vec<StoryView>> {
+    let sources = queries::source_info(conn)?;
+    let everything = everything();
+    let filter = TopicFilter::new(config, &everything);
+    let weights: HashMap<&str, f64> = config.sources.iter().map(|s| (s.id.as_str(), s.weight)).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let items = queries::items_of_story(conn, id, None)?;
+        if let Some(mut s) = build_story(items, &filter, &sources, &weights, i64::MIN, now, &StoryParams::default()) {
+            s.lead.summary = queries::item_text(conn, s.lead.id)?;
+            out.push(s);
+        }
+    }
+    rank(&mut out);
+    Ok(out)
+}
+
+/// A topic that takes every story, newest first: what a story page and search results use
+/// to choose leads and outlets the way topics do.
+fn everything() -> TopicConfig {
+    TopicConfig {
+        id: String::new(),
+        title: String::new(),
+        rank: Rank::Latest,
+        min_outlets: 1,
+        window: std::time::Duration::from_secs(u32::MAX.into()),
+        limit: usize::MAX,
+        tags: Vec::new(),
+        sources: Vec::new(),
+        include: Vec::new(),
+        exclude: Vec::new(),
+    }
+}
+
 /// [`select`] over already loaded items (pure: the unit tests drive this).
 pub fn select_from(
     items: Vec<StoryItem>,

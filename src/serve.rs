@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -39,8 +39,10 @@ use rusqlite::Connection;
 use crate::config::{Config, TopicConfig};
 use crate::metrics::METRICS;
 use crate::render::{self, Format};
-use crate::store::{queries, sources, Store};
+use crate::select::StoryView;
+use crate::store::{queries, Store};
 
+mod pages;
 mod sendfile;
 
 /// A cached feed older than this is rebuilt even when nothing was stored: topic windows
@@ -87,6 +89,8 @@ impl AppState {
             readers: Mutex::default(),
             rebuilds: tokio::sync::Semaphore::new(1),
             builder: Mutex::default(),
+            story_pages: RwLock::default(),
+            style: std::sync::OnceLock::new(),
             files: match store.path().parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
                 _ => PathBuf::from("."),
@@ -185,6 +189,10 @@ struct Cache {
     rebuilds: tokio::sync::Semaphore,
     /// The feed builder thread's queue, started on first use (see [`AppState::build`]).
     builder: Mutex<Option<std::sync::mpsc::Sender<BuildJob>>>,
+    /// Rendered story pages by id (see `pages`).
+    story_pages: RwLock<HashMap<i64, Arc<pages::StoryPage>>>,
+    /// The stylesheet, prepared on first request.
+    style: std::sync::OnceLock<Rendered>,
     /// Where rendered bodies get their sendable copies: the database's directory, which the
     /// daemon can always write to (see `sendfile`).
     files: PathBuf,
@@ -192,12 +200,74 @@ struct Cache {
 
 type BuildJob = Box<dyn FnOnce() + Send>;
 
-/// One topic rendered in every format.
+/// One topic rendered in every format, and as its HTML page.
 struct TopicFeeds {
     version: u64,
     config: Arc<Config>,
     built: Instant,
     formats: [Rendered; 3],
+    /// The topic's page (`/topics/{id}`).
+    page: Rendered,
+    /// The front page (`/`), when this is the front topic.
+    front: Option<Rendered>,
+    /// What was published, for story pages ("in these topics") and embeds.
+    stories: Arc<Vec<StoryView>>,
+    /// Embeds rendered so far, by `limit` (at most [`render::html::EMBED_MAX`] of them).
+    embeds: Mutex<HashMap<usize, Arc<Rendered>>>,
+}
+
+/// What a cached document is, for its content type and the headers it goes out with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A topic or search feed.
+    Feed(Format),
+    /// A reading page: strict CSP, never framed.
+    Page,
+    /// The embeddable rail: the one page other sites may frame.
+    Embed,
+    /// The stylesheet: cached for a year (its URL changes with its bytes).
+    Style,
+}
+
+impl Kind {
+    fn content_type(self) -> &'static str {
+        match self {
+            Kind::Feed(f) => f.content_type(),
+            Kind::Page | Kind::Embed => "text/html; charset=utf-8",
+            Kind::Style => "text/css; charset=utf-8",
+        }
+    }
+}
+
+/// The policy of every reading page: our own stylesheet and nothing else; no scripts, no
+/// remote fonts or images, forms only to ourselves, never inside another site's frame.
+pub const PAGE_CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The embed's policy: as [`PAGE_CSP`], but any site may frame it.
+pub const EMBED_CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors *";
+
+/// Everything else (feeds, the stylesheet, text answers) loads nothing and is never framed.
+const OTHER_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// How long the stylesheet may be cached: its URL names its bytes.
+const STYLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// The security headers every response carries, by what it is.
+pub(crate) fn secure(h: &mut HeaderMap, kind: Option<Kind>) {
+    let csp = match kind {
+        Some(Kind::Page) => PAGE_CSP,
+        Some(Kind::Embed) => EMBED_CSP,
+        _ => OTHER_CSP,
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Outlets learn nothing about who reads them through us.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if kind != Some(Kind::Embed) {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
 }
 
 /// One rendered document with everything its responses need, prepared once.
@@ -217,13 +287,14 @@ struct Rendered {
     modified: i64,
     last_modified: HeaderValue,
     content_type: HeaderValue,
+    kind: Kind,
 }
 
 impl Rendered {
-    /// `body` rendered as `format`; `files` is where sendable copies go (see `sendfile`).
-    fn new(
+    /// `body` as a `kind` document; `files` is where sendable copies go (see `sendfile`).
+    pub(crate) fn new(
         body: Vec<u8>,
-        format: Format,
+        kind: Kind,
         previous: Option<&Rendered>,
         now: i64,
         files: Option<&std::path::Path>,
@@ -243,6 +314,7 @@ impl Rendered {
                 modified: p.modified,
                 last_modified: p.last_modified.clone(),
                 content_type: p.content_type.clone(),
+                kind,
             };
         }
         // Changed bytes never reuse an old second, or an If-Modified-Since client could miss
@@ -259,7 +331,8 @@ impl Rendered {
             etag: header_value(&format!("\"{tag}\"")),
             etag_gz: header_value(&format!("\"{tag}-gz\"")),
             last_modified: header_value(&http_date(modified)),
-            content_type: HeaderValue::from_static(format.content_type()),
+            content_type: HeaderValue::from_static(kind.content_type()),
+            kind,
             body,
             gzip,
             tag,
@@ -307,9 +380,13 @@ pub fn router(state: AppState) -> Router {
 
 fn routes(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(pages::front))
+        .route("/index.html", get(pages::front))
         .route("/topics/{file}", get(topic))
-        .route("/stories/{id}", get(story))
+        .route("/stories/{id}", get(pages::story))
+        .route("/sources", get(pages::sources))
+        .route("/embed/{topic}", get(pages::embed))
+        .route("/assets/{file}", get(pages::asset))
         .route("/sources.opml", get(opml))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -521,17 +598,34 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Service 
     }
 }
 
-/// A GET/HEAD of `/topics/{id}.{ext}` whose rendered bytes are cached and fresh.
+/// A GET/HEAD of a document whose rendered bytes are cached and fresh: a topic feed
+/// (`/topics/{id}.{ext}`), a topic page (`/topics/{id}`), the front page, a story page or the
+/// stylesheet.
 fn fast_topic<B>(state: &AppState, req: &hyper::Request<B>) -> Option<Response> {
     if !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
         return None;
     }
-    let (id, ext) = req.uri().path().strip_prefix("/topics/")?.rsplit_once('.')?;
-    let format = Format::from_ext(ext)?;
-    let config = state.config();
-    let feeds = fresh_feeds(state, &config, id)?;
+    let path = req.uri().path();
+    let resp = if let Some(file) = path.strip_prefix("/topics/") {
+        let config = state.config();
+        match file.rsplit_once('.') {
+            Some((id, ext)) => {
+                let format = Format::from_ext(ext)?;
+                respond(&fresh_feeds(state, &config, id)?.formats[format.index()], req.headers())
+            }
+            None => respond(&fresh_feeds(state, &config, file)?.page, req.headers()),
+        }
+    } else if let Some(id) = path.strip_prefix("/stories/") {
+        pages::fast_story(state, id, req.headers())?
+    } else if pages::is_front(path) {
+        pages::fast_front(state, req.headers())?
+    } else if let Some(file) = path.strip_prefix("/assets/") {
+        respond(pages::style_for(state, file)?, req.headers())
+    } else {
+        return None;
+    };
     count();
-    Some(respond(&feeds.formats[format.index()], req.headers()))
+    Some(resp)
 }
 
 fn count() {
@@ -542,6 +636,8 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -
     let mut r = Response::new(body.into());
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let kind = content_type.starts_with("text/html").then_some(Kind::Page);
+    secure(r.headers_mut(), kind);
     r
 }
 
@@ -561,16 +657,24 @@ async fn topic(State(state): State<Arc<AppState>>, req: Request) -> Response {
         Some((id, ext)) => (id, Format::from_ext(ext)),
         None => (file, None),
     };
+    let page = format.is_none() && !file.contains('.');
     let Some(topic) = config.topics.iter().find(|t| t.id == id) else {
+        if page {
+            let body = render::html::message_page(&config, "Not here", "There is no topic with that id.", unix_now());
+            return text(StatusCode::NOT_FOUND, "text/html; charset=utf-8", body);
+        }
         return unknown_topic(&config, id);
     };
-    let Some(format) = format else {
+    if format.is_none() && !page {
         let body =
             format!("topic {:?} is served as /topics/{id}.rss, /topics/{id}.atom and /topics/{id}.json\n", topic.id);
         return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", body);
-    };
+    }
     match feeds(&state, &config, topic).await {
-        Ok(feeds) => respond(&feeds.formats[format.index()], headers),
+        Ok(feeds) => match format {
+            Some(format) => respond(&feeds.formats[format.index()], headers),
+            None => respond(&feeds.page, headers),
+        },
         Err(e) => internal(e),
     }
 }
@@ -667,9 +771,31 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
             let formats = Format::ALL.map(|f| {
                 let body = render::render(f, &t, &stories, &cfg.daemon.base_url);
                 let previous = current.as_ref().map(|c| &c.formats[f.index()]);
-                Rendered::new(body, f, previous, now, Some(&files))
+                Rendered::new(body, Kind::Feed(f), previous, now, Some(&files))
             });
-            Ok(TopicFeeds { version, config: cfg, built: Instant::now(), formats })
+            let html = render::html::topic_page(&cfg, &t, &stories, now, false);
+            let page =
+                Rendered::new(html.into_bytes(), Kind::Page, current.as_ref().map(|c| &c.page), now, Some(&files));
+            let front = (cfg.web.front.as_deref() == Some(t.id.as_str())).then(|| {
+                let html = render::html::topic_page(&cfg, &t, &stories, now, true);
+                Rendered::new(
+                    html.into_bytes(),
+                    Kind::Page,
+                    current.as_ref().and_then(|c| c.front.as_ref()),
+                    now,
+                    Some(&files),
+                )
+            });
+            Ok(TopicFeeds {
+                version,
+                config: cfg,
+                built: Instant::now(),
+                formats,
+                page,
+                front,
+                stories: Arc::new(stories),
+                embeds: Mutex::default(),
+            })
         })
         .await?;
     let built = Arc::new(built);
@@ -706,8 +832,10 @@ fn respond(r: &Rendered, req: &HeaderMap) -> Response {
     let h = resp.headers_mut();
     h.insert(header::ETAG, if gz { r.etag_gz.clone() } else { r.etag.clone() });
     h.insert(header::LAST_MODIFIED, r.last_modified.clone());
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    let cache = if r.kind == Kind::Style { STYLE_CACHE_CONTROL } else { CACHE_CONTROL };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    secure(h, Some(r.kind));
     resp
 }
 
@@ -734,15 +862,6 @@ fn accepts_gzip(req: &HeaderMap) -> bool {
     })
 }
 
-async fn index(State(state): State<Arc<AppState>>) -> Response {
-    count();
-    let config = state.config();
-    match state.read(move |conn| Ok(render::html::index(&config, Some(&sources::all(conn)?), unix_now()))).await {
-        Ok(html) => text(StatusCode::OK, "text/html; charset=utf-8", html),
-        Err(e) => internal(e),
-    }
-}
-
 async fn opml(State(state): State<Arc<AppState>>) -> Response {
     count();
     let config = state.config();
@@ -753,26 +872,6 @@ async fn opml(State(state): State<Arc<AppState>>) -> Response {
                 .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline; filename=\"newsdesk.opml\""));
             r
         }
-        Err(e) => internal(e),
-    }
-}
-
-async fn story(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    count();
-    let Ok(id) = id.parse::<i64>() else {
-        return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "no such story\n");
-    };
-    match state.read(move |conn| Ok(queries::story_link(conn, id)?)).await {
-        Ok(Some(link)) => match render::absolute_url(&link) {
-            Some(l) => {
-                let mut r = Response::new(Body::empty());
-                *r.status_mut() = StatusCode::FOUND;
-                r.headers_mut().insert(header::LOCATION, header_value(&l));
-                r
-            }
-            None => text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "this story has no link\n"),
-        },
-        Ok(None) => text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "no such story (it may have expired)\n"),
         Err(e) => internal(e),
     }
 }
@@ -825,7 +924,8 @@ async fn not_found() -> Response {
     text(
         StatusCode::NOT_FOUND,
         "text/plain; charset=utf-8",
-        "not found. Endpoints: / · /topics/{id}.rss|.atom|.json · /sources.opml · /healthz · /metrics\n",
+        "not found. Endpoints: / · /topics/{id} · /topics/{id}.rss|.atom|.json · /stories/{id} · /search?q= · \
+         /search.rss|.atom|.json?q= · /embed/{topic}?limit= · /sources · /sources.opml · /healthz · /metrics\n",
     )
 }
 
@@ -874,12 +974,12 @@ mod tests {
 
     #[test]
     fn unchanged_bytes_keep_their_date_changed_ones_move_forward() {
-        let a = Rendered::new(b"one".to_vec(), Format::Rss, None, 100, None);
-        let same = Rendered::new(b"one".to_vec(), Format::Rss, Some(&a), 200, None);
+        let a = Rendered::new(b"one".to_vec(), Kind::Feed(Format::Rss), None, 100, None);
+        let same = Rendered::new(b"one".to_vec(), Kind::Feed(Format::Rss), Some(&a), 200, None);
         assert_eq!((same.modified, &same.tag), (100, &a.tag));
         assert_eq!(same.body.as_ptr(), a.body.as_ptr(), "unchanged bytes are kept, not copied");
         assert_eq!(same.gzip.as_ptr(), a.gzip.as_ptr(), "and not compressed again");
-        let b = Rendered::new(b"two".to_vec(), Format::Rss, Some(&a), 100, None);
+        let b = Rendered::new(b"two".to_vec(), Kind::Feed(Format::Rss), Some(&a), 100, None);
         assert_eq!(b.modified, 101);
         assert_ne!(b.tag, a.tag);
         let mut d = flate2::read::GzDecoder::new(&b.gzip[..]);

@@ -268,7 +268,14 @@ fn commands_stories_render_export_and_opml() {
         }
     }
     let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
-    assert!(index.contains("href=\"topics/pakistan.atom\""));
+    assert!(index.contains("href=\"/topics/pakistan.atom\""), "{index}");
+    assert!(index.contains("href=\"/topics/pakistan\""), "{index}");
+    let story = index.split("href=\"/stories/").nth(1).and_then(|s| s.split('"').next()).unwrap();
+    let page = std::fs::read_to_string(dir.join(format!("stories/{story}.html"))).unwrap();
+    assert!(page.contains("Full coverage"), "{page}");
+    for f in ["topics/pakistan.html", "embed/top-news.html", "sources.html", newsdesk::render::html::style_path()] {
+        assert!(dir.join(f).is_file() && dir.join(format!("{f}.gz")).is_file(), "{f}");
+    }
 
     let opml = run(&["opml", "export"]);
     let opml_path = w.desk.dir.join("subs.opml");

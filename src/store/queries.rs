@@ -35,6 +35,8 @@ pub struct StoryItem {
     pub categories: Vec<String>,
     /// A near-duplicate (syndicated copy) of another item.
     pub copy: bool,
+    /// The item it nearly copies.
+    pub copy_of: Option<i64>,
     /// Sources it appeared in, earliest first (at least one for ingested items).
     pub sources: Vec<String>,
 }
@@ -49,47 +51,67 @@ pub struct StoryItem {
 /// reading every article of the window whole on each rebuild cost more than all the rest.
 /// [`item_text`] reads the whole text of the few items that get published.
 pub fn story_items_since(conn: &Connection, since: i64, text: Option<usize>) -> rusqlite::Result<Vec<StoryItem>> {
-    let sql = format!(
+    let sql = item_query(
+        text,
+        "i.story_id IN (SELECT DISTINCT story_id FROM items WHERE story_time >= ?1 AND story_id IS NOT NULL)",
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([since], story_item)?;
+    rows.collect()
+}
+
+/// Every item of the live story `story` (not following merges: pass a resolved id), with
+/// the first `text` characters of their summary (else content) when asked.
+pub fn items_of_story(conn: &Connection, story: i64, text: Option<usize>) -> rusqlite::Result<Vec<StoryItem>> {
+    let mut stmt = conn.prepare_cached(&item_query(text, "i.story_id = ?1"))?;
+    let rows = stmt.query_map([story], story_item)?;
+    rows.collect()
+}
+
+/// The item columns [`story_item`] reads, for the items `filter` selects.
+fn item_query(text: Option<usize>, filter: &str) -> String {
+    format!(
         "SELECT i.id, COALESCE(s.merged_into, i.story_id), i.link, i.title, {}, NULL, i.published,
                 i.updated, i.first_seen, COALESCE(i.story_time, i.published), i.authors, i.categories,
-                i.copy_of IS NOT NULL,
+                i.copy_of,
                 (SELECT group_concat(x.source_id, char(31)) FROM
                     (SELECT a.source_id FROM appearances a WHERE a.item_id = i.id
                      ORDER BY a.first_seen, a.source_id) x)
          FROM items i LEFT JOIN stories s ON s.id = i.story_id
-         WHERE i.story_id IN (SELECT DISTINCT story_id FROM items WHERE story_time >= ?1 AND story_id IS NOT NULL)
+         WHERE {filter}
          ORDER BY i.story_id, i.story_time, i.id",
         match text {
             Some(n) => format!("substr(COALESCE(i.summary, i.content), 1, {n})"),
             None => "NULL".to_string(),
         }
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([since], |r| {
-        let authors: String = r.get(10)?;
-        let categories: String = r.get(11)?;
-        let sources: Option<String> = r.get(13)?;
-        Ok(StoryItem {
-            id: r.get(0)?,
-            story_id: r.get(1)?,
-            link: r.get(2)?,
-            title: r.get(3)?,
-            summary: r.get(4)?,
-            content: r.get(5)?,
-            published: r.get(6)?,
-            updated: r.get(7)?,
-            first_seen: r.get(8)?,
-            story_time: r.get(9)?,
-            // Written by our own ingest as JSON arrays; a damaged cell costs its tags, not the item.
-            authors: serde_json::from_str(&authors).unwrap_or_default(),
-            categories: serde_json::from_str(&categories).unwrap_or_default(),
-            copy: r.get(12)?,
-            sources: sources
-                .map(|s| s.split('\u{1f}').filter(|x| !x.is_empty()).map(str::to_string).collect())
-                .unwrap_or_default(),
-        })
-    })?;
-    rows.collect()
+    )
+}
+
+fn story_item(r: &rusqlite::Row) -> rusqlite::Result<StoryItem> {
+    let authors: String = r.get(10)?;
+    let categories: String = r.get(11)?;
+    let sources: Option<String> = r.get(13)?;
+    let copy_of: Option<i64> = r.get(12)?;
+    Ok(StoryItem {
+        id: r.get(0)?,
+        story_id: r.get(1)?,
+        link: r.get(2)?,
+        title: r.get(3)?,
+        summary: r.get(4)?,
+        content: r.get(5)?,
+        published: r.get(6)?,
+        updated: r.get(7)?,
+        first_seen: r.get(8)?,
+        story_time: r.get(9)?,
+        // Written by our own ingest as JSON arrays; a damaged cell costs its tags, not the item.
+        authors: serde_json::from_str(&authors).unwrap_or_default(),
+        categories: serde_json::from_str(&categories).unwrap_or_default(),
+        copy: copy_of.is_some(),
+        copy_of,
+        sources: sources
+            .map(|s| s.split('\u{1f}').filter(|x| !x.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
+    })
 }
 
 /// An item's summary, else its content: the text [`story_items_since`] leaves out.

@@ -1,0 +1,238 @@
+//! The reading pages over HTTP: `/` (the front topic), `/topics/{id}` (see `topic` in the
+//! parent), `/stories/{id}` (full coverage), `/sources`, `/embed/{topic}`, `/search` and its
+//! feeds, and the stylesheet under `/assets/`.
+//!
+//! Topic and front pages are rendered with the topic's feeds (same selection, same cache and
+//! rebuilds). Story pages are cached per story id like the feeds (rebuilt when the store
+//! changed or after [`super::MAX_AGE`]), at most [`STORY_PAGES`] of them. Every page goes out
+//! through [`super::respond`]: ETag, 304, gzip, HEAD, and the security headers of its kind.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{count, feeds, internal, respond, unix_now, AppState, Kind, Rendered, TopicFeeds};
+use crate::config::{Config, TopicConfig};
+use crate::render::html;
+
+/// Story pages kept rendered; past this the stale ones are dropped, then all.
+pub(super) const STORY_PAGES: usize = 1024;
+
+/// One rendered story page.
+pub(super) struct StoryPage {
+    version: u64,
+    config: Arc<Config>,
+    built: Instant,
+    page: Rendered,
+}
+
+impl StoryPage {
+    fn fresh(&self, version: u64, config: &Arc<Config>) -> bool {
+        self.version == version && Arc::ptr_eq(&self.config, config) && self.built.elapsed() < super::MAX_AGE
+    }
+}
+
+/// A page-shaped answer that is not a cached document (a 404, a 400), with the page headers.
+fn page(status: StatusCode, body: String) -> Response {
+    super::text(status, "text/html; charset=utf-8", body)
+}
+
+fn not_found(config: &Config, what: &str) -> Response {
+    page(StatusCode::NOT_FOUND, html::message_page(config, "Not here", what, unix_now()))
+}
+
+/// `/`: the front topic's page.
+pub(super) async fn front(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    count();
+    let config = state.config();
+    let Some(topic) = config.web.front.as_deref().and_then(|id| config.topics.iter().find(|t| t.id == id)) else {
+        let body = html::message_page(
+            &config,
+            "No topics yet",
+            "Add a [[topic]] to feeds.toml (see README.md) and reload the daemon.",
+            unix_now(),
+        );
+        return page(StatusCode::OK, body);
+    };
+    match feeds(&state, &config, topic).await {
+        Ok(f) => respond(f.front.as_ref().unwrap_or(&f.page), &headers),
+        Err(e) => internal(e),
+    }
+}
+
+/// The cached front page, when fresh (the connection's fast path).
+pub(super) fn fast_front(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let config = state.config();
+    let id = config.web.front.as_deref()?;
+    let f = super::fresh_feeds(state, &config, id)?;
+    Some(respond(f.front.as_ref()?, headers))
+}
+
+/// The cached page of story `id`, when fresh (the connection's fast path).
+pub(super) fn fast_story(state: &AppState, id: &str, headers: &HeaderMap) -> Option<Response> {
+    let id: i64 = id.parse().ok()?;
+    let config = state.config();
+    let version = state.content_version();
+    let pages = state.cache.story_pages.read().unwrap_or_else(|p| p.into_inner());
+    let p = pages.get(&id).filter(|p| p.fresh(version, &config))?;
+    Some(respond(&p.page, headers))
+}
+
+enum Lookup {
+    Page(String),
+    Moved(i64),
+    Gone,
+}
+
+/// `/stories/{id}`: the full-coverage page; a merged story's id redirects to the survivor.
+pub(super) async fn story(State(state): State<Arc<AppState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    count();
+    let config = state.config();
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found(&config, "There is no story with that id.");
+    };
+    let version = state.content_version();
+    // Which topics publish it: their cached selections (built first if need be).
+    let mut published: Vec<(TopicConfig, Arc<TopicFeeds>)> = Vec::new();
+    for t in &config.topics {
+        match feeds(&state, &config, t).await {
+            Ok(f) => published.push((t.clone(), f)),
+            Err(e) => return internal(e),
+        }
+    }
+    let cfg = config.clone();
+    let looked = state
+        .read(move |conn| {
+            let Some(live) = crate::store::stories::resolve(conn, id)? else { return Ok(Lookup::Gone) };
+            if live != id {
+                return Ok(Lookup::Moved(live));
+            }
+            let now = unix_now();
+            let Some(coverage) = crate::select::coverage(conn, &cfg, id, now)? else { return Ok(Lookup::Gone) };
+            let topics: Vec<&TopicConfig> =
+                published.iter().filter(|(_, f)| f.stories.iter().any(|s| s.id == id)).map(|(t, _)| t).collect();
+            Ok(Lookup::Page(html::story_page(&cfg, &coverage, &topics, now)))
+        })
+        .await;
+    match looked {
+        Ok(Lookup::Page(body)) => {
+            let mut pages = state.cache.story_pages.write().unwrap_or_else(|p| p.into_inner());
+            let previous = pages.get(&id).map(|p| &p.page);
+            let rendered = Rendered::new(body.into_bytes(), Kind::Page, previous, unix_now(), None);
+            let resp = respond(&rendered, &headers);
+            if pages.len() >= STORY_PAGES {
+                pages.retain(|_, p| p.fresh(version, &config));
+                if pages.len() >= STORY_PAGES {
+                    pages.clear();
+                }
+            }
+            pages.insert(id, Arc::new(StoryPage { version, config, built: Instant::now(), page: rendered }));
+            resp
+        }
+        Ok(Lookup::Moved(live)) => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            let to = format!("{}stories/{live}", html::base_path(&config.daemon.base_url));
+            r.headers_mut().insert(header::LOCATION, super::header_value(&to));
+            super::secure(r.headers_mut(), None);
+            r
+        }
+        Ok(Lookup::Gone) => not_found(
+            &config,
+            "This story is not here: its items may have expired (see retention in feeds.toml), or the id is wrong.",
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+/// `/sources`: every source's health.
+pub(super) async fn sources(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    count();
+    let config = state.config();
+    let built =
+        state.read(move |conn| Ok(html::sources_page(&config, &crate::store::sources::all(conn)?, unix_now()))).await;
+    match built {
+        Ok(body) => respond(&Rendered::new(body.into_bytes(), Kind::Page, None, unix_now(), None), &headers),
+        Err(e) => internal(e),
+    }
+}
+
+/// The first value of query parameter `name` (form-decoded).
+pub(super) fn param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// `/embed/{topic}`: the rail other sites frame.
+pub(super) async fn embed(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    count();
+    let config = state.config();
+    let id = id.strip_suffix(".html").unwrap_or(&id);
+    let Some(topic) = config.topics.iter().find(|t| t.id == id) else {
+        return not_found(&config, "There is no topic with that id.");
+    };
+    let limit = match param(query.as_deref(), "limit").map(|l| l.trim().parse::<usize>()) {
+        None => html::EMBED_DEFAULT,
+        Some(Ok(n)) if (1..=html::EMBED_MAX).contains(&n) => n,
+        Some(_) => {
+            let body = format!(
+                "limit must be a number from 1 to {}; the default is {}\n",
+                html::EMBED_MAX,
+                html::EMBED_DEFAULT
+            );
+            return super::text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", body);
+        }
+    };
+    let f = match feeds(&state, &config, topic).await {
+        Ok(f) => f,
+        Err(e) => return internal(e),
+    };
+    let rendered = {
+        let mut embeds = f.embeds.lock().unwrap_or_else(|p| p.into_inner());
+        embeds
+            .entry(limit)
+            .or_insert_with(|| {
+                let body = html::embed(&config, topic, &f.stories, limit, unix_now());
+                Arc::new(Rendered::new(body.into_bytes(), Kind::Embed, None, unix_now(), None))
+            })
+            .clone()
+    };
+    respond(&rendered, &headers)
+}
+
+/// `/assets/{file}`: the stylesheet, under the name of its bytes.
+pub(super) async fn asset(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    count();
+    match style_for(&state, &file) {
+        Some(r) => respond(r, &headers),
+        None => super::text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "no such file\n"),
+    }
+}
+
+/// The stylesheet when `file` is its current name.
+pub(super) fn style_for<'a>(state: &'a AppState, file: &str) -> Option<&'a Rendered> {
+    let name = html::style_path().strip_prefix("assets/")?;
+    (file == name).then(|| {
+        state
+            .cache
+            .style
+            .get_or_init(|| Rendered::new(html::STYLE.as_bytes().to_vec(), Kind::Style, None, unix_now(), None))
+    })
+}
+
+/// The base path's `/` and the front page's topic, for the fast path.
+pub(super) fn is_front(path: &str) -> bool {
+    path == "/" || path == "/index.html"
+}
