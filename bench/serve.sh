@@ -127,6 +127,8 @@ http {
     root $WORK/site;
     gzip_static on;
     etag on;
+    # The pages link /topics/{id} and /stories/{id}; export writes them as .html.
+    location / { try_files $uri $uri.html =404; }
   }
 }
 EOF
@@ -134,6 +136,9 @@ nice -n 19 nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" -g 'daem
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$NGX_PORT/topics/top.rss" && break; sleep 0.1; done
 
+# A story page: the first story of the exported front page.
+STORY=$(grep -o 'href="/stories/[0-9]*"' "$WORK/site/index.html" | head -1 | tr -dc 0-9)
+PATHS=${PATHS:-/topics/top.rss / /stories/$STORY}
 ND_URL="http://127.0.0.1:$ND_PORT/topics/top.rss"
 NGX_URL="http://127.0.0.1:$NGX_PORT/topics/top.rss"
 curl -sf "$ND_URL" -o "$WORK/nd.rss"
@@ -141,10 +146,12 @@ if ! cmp -s "$WORK/nd.rss" "$WORK/site/topics/top.rss"; then
   echo "note: served and exported bytes differ (a story changed between the two); sizes $(wc -c <"$WORK/nd.rss") / $(wc -c <"$WORK/site/topics/top.rss")" >&2
 fi
 etag() { curl -sfI "$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }
-ND_ETAG=$(etag "$ND_URL")
-NGX_ETAG=$(etag "$NGX_URL")
 PLAIN=$(wc -c <"$WORK/nd.rss")
 GZ=$(curl -sf -H 'Accept-Encoding: gzip' "$ND_URL" | wc -c)
+for p in $PATHS; do
+  curl -sf -o /dev/null "http://127.0.0.1:$NGX_PORT$p" || { echo "nginx does not serve $p from the export" >&2; exit 1; }
+  echo "  $p: newsdesk $(curl -sf "http://127.0.0.1:$ND_PORT$p" | wc -c) bytes ($(curl -sf -H 'Accept-Encoding: gzip' "http://127.0.0.1:$ND_PORT$p" | wc -c) gzip), nginx $(curl -sf "http://127.0.0.1:$NGX_PORT$p" | wc -c) bytes"
+done
 
 # The servers' processes, for their CPU time: newsdesk's, and nginx's master (workers are its children).
 ND_PID=${PIDS[-2]}
@@ -188,8 +195,14 @@ PY
 echo "newsdesk ($SERVER) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'): $STORIES; RSS $PLAIN bytes, gzip $GZ bytes"
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS interleaved rounds per request kind, on $(nproc) cores (servers and wrk share them)"
 : >"$WORK/runs"
-for kind in plain gzip 304; do
-  case $kind in
+for path in $PATHS; do
+ND_URL="http://127.0.0.1:$ND_PORT$path"
+NGX_URL="http://127.0.0.1:$NGX_PORT$path"
+ND_ETAG=$(etag "$ND_URL")
+NGX_ETAG=$(etag "$NGX_URL")
+for kind0 in plain gzip 304; do
+  kind="$path:$kind0"
+  case $kind0 in
     plain) ND_ARGS=(); NGX_ARGS=() ;;
     gzip) ND_ARGS=(-H 'Accept-Encoding: gzip'); NGX_ARGS=(-H 'Accept-Encoding: gzip') ;;
     304) ND_ARGS=(-H "If-None-Match: $ND_ETAG"); NGX_ARGS=(-H "If-None-Match: $NGX_ETAG") ;;
@@ -205,22 +218,24 @@ for kind in plain gzip 304; do
     fi
   done
 done
+done
 python3 - "$WORK/runs" <<'PY'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     kind, who, *nums, err = line.split()
     runs.setdefault((kind, who), []).append((*map(float, nums), err))
-print(f"{'request':<7} {'newsdesk req/s':>15} {'p99 ms':>7} {'us/req':>6} {'wrk':>5} {'nginx req/s':>12} {'p99 ms':>7} "
+kinds = list(dict.fromkeys(k for k, _ in runs))
+print(f"{'request':<24} {'newsdesk req/s':>15} {'p99 ms':>7} {'us/req':>6} {'wrk':>5} {'nginx req/s':>12} {'p99 ms':>7} "
       f"{'us/req':>6} {'wrk':>5} {'ratio':>6}  per round")
-for kind in ("plain", "gzip", "304"):
+for kind in kinds:
     nd, ngx = runs[(kind, "newsdesk")], runs[(kind, "nginx")]
     med = lambda rs, i: statistics.median(r[i] for r in rs)
     worst = lambda rs: max(r[1] for r in rs)
     mark = lambda rs: "!" if any(r[4] == "!" for r in rs) else ""
     per_round = " ".join(f"{a[0] / max(b[0], 1):.2f}" for a, b in zip(nd, ngx))
     cols = lambda rs, w: f"{med(rs, 0):>{w}.0f}{mark(rs):1} {worst(rs):>7.2f} {med(rs, 2):>6.2f} {med(rs, 3):>5.2f}"
-    print(f"{kind:<7} {cols(nd, 14)} {cols(ngx, 11)} {med(nd, 0) / max(med(ngx, 0), 1):>6.2f}  {per_round}")
+    print(f"{kind:<24} {cols(nd, 14)} {cols(ngx, 11)} {med(nd, 0) / max(med(ngx, 0), 1):>6.2f}  {per_round}")
 print("req/s, us/req (the server's CPU time per request) and wrk (CPUs wrk used): medians over the rounds;")
 print("p99: the worst round; ratio = median newsdesk req/s / median nginx req/s; '!': socket errors in a round.")
 print("When wrk uses about half of the cores, wrk is the limit, not the server: compare us/req there.")

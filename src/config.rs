@@ -701,6 +701,19 @@ mod tests {
     }
 
     #[test]
+    fn web_front_defaults_to_the_first_coverage_topic_and_must_name_a_topic() {
+        let topics = "[[topic]]\nid = \"latest\"\n[[topic]]\nid = \"top\"\nrank = \"coverage\"\n";
+        let c = Config::parse(Path::new("f.toml"), topics).unwrap();
+        assert_eq!((c.web.front.as_deref(), c.web.title.as_str()), (Some("top"), "newsdesk"));
+        let c = Config::parse(Path::new("f.toml"), &format!("[web]\nfront = \"latest\"\ntitle = \"Desk\"\n{topics}"))
+            .unwrap();
+        assert_eq!((c.web.front.as_deref(), c.web.title.as_str()), (Some("latest"), "Desk"));
+        let e = Config::parse(Path::new("f.toml"), &format!("[web]\nfront = \"nope\"\n{topics}")).unwrap_err();
+        assert_eq!(e.to_string(), "f.toml:2:9: front: no topic \"nope\" (topics: latest, top)");
+        assert_eq!(Config::parse(Path::new("f.toml"), "").unwrap().web.front, None);
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("10MiB"), Ok(10 << 20));
         assert_eq!(parse_size("1000"), Ok(1000));
