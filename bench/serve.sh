@@ -128,7 +128,7 @@ http {
     gzip_static on;
     etag on;
     # The pages link /topics/{id} and /stories/{id}; export writes them as .html.
-    location / { try_files $uri $uri.html =404; }
+    location / { try_files \$uri \$uri.html \$uri/ =404; }
   }
 }
 EOF

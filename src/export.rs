@@ -3,7 +3,7 @@
 //! reading pages (`index.html`, `topics/{id}.html`, `stories/{id}.html` for every published
 //! story, `embed/{id}.html`, `sources.html`), the stylesheet under `assets/` and
 //! `sources.opml`. The pages link `/topics/{id}` and `/stories/{id}` without `.html`, as the
-//! daemon serves them: nginx needs `try_files $uri $uri.html =404;`. Each file is written to
+//! daemon serves them: nginx needs `try_files $uri $uri.html $uri/ =404;`. Each file is written to
 //! a temporary name and renamed, so a web server never serves half a file; pages of stories
 //! no longer published are removed.
 
