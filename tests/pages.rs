@@ -10,6 +10,7 @@
 //! CI a machine without it skips the browser half and says so; with `CI` set it fails.
 
 mod common;
+mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{rss_dated, Daemon, Desk, Reply, TestServer};
+use support::http;
 
 const LAVROV_DAWN: &str = "Lavrov arrives in Islamabad for talks with Pakistani leaders";
 const LAVROV_REUTERS: &str = "Russia's Lavrov holds talks in Islamabad with Pakistani leaders";
@@ -214,28 +216,6 @@ impl Site {
         )
         .unwrap()
     }
-}
-
-/// A blocking request; (status, headers, body). Never decompresses, never follows redirects.
-fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .no_gzip()
-            .no_brotli()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let mut req = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let h = resp.headers().clone();
-        (status, h, resp.bytes().await.unwrap().to_vec())
-    })
 }
 
 /// The status of a GET, or `None` when nothing answers yet.

@@ -227,6 +227,19 @@ impl<'a> Site<'a> {
         }
     }
 
+    /// A line of subscribe links, one per format.
+    fn subscribe(&self, label: &str, urls: &[(Format, String)]) -> Markup {
+        html! {
+            p.subscribe {
+                (label)
+                @for (i, (f, url)) in urls.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    a href=(url) type=(mime(*f)) { (f.label()) }
+                }
+            }
+        }
+    }
+
     /// Feed autodiscovery for one feed URL per format.
     fn alternates(&self, title: &str, urls: &[(Format, String)]) -> Markup {
         html! {
@@ -267,13 +280,7 @@ pub fn topic_page(config: &Config, topic: &TopicConfig, stories: &[StoryView], n
     );
     let body = html! {
         h1 { (title) }
-        p.subscribe {
-            "Subscribe: "
-            @for (i, (f, url)) in feeds.iter().enumerate() {
-                @if i > 0 { " · " }
-                a href=(url) type=(mime(*f)) { (f.label()) }
-            }
-        }
+        (site.subscribe("Subscribe: ", &feeds))
         (site.story_list(stories))
         details.embed-code {
             summary { "Put this topic on your site" }
@@ -465,13 +472,7 @@ pub fn search_page(config: &Config, query: &str, results: Result<&[StoryView], &
             Ok(stories) => {
                 @if !q.is_empty() {
                     p.lede { (plural(stories.len(), "story")) " for “" span dir="auto" { (q) } "”, newest first." }
-                    p.subscribe {
-                        "Follow this search: "
-                        @for (i, (f, url)) in feeds.iter().enumerate() {
-                            @if i > 0 { " · " }
-                            a href=(url) type=(mime(*f)) { (f.label()) }
-                        }
-                    }
+                    (site.subscribe("Follow this search: ", &feeds))
                     (site.story_list(stories))
                 }
             }
