@@ -14,7 +14,8 @@
 //! - [`parse`]: bytes -> [`model::Item`]s (feed-rs underneath, lenient dates, charset).
 //! - [`normalize`]: canonical URLs, plain-text titles, sanitised HTML.
 //! - [`dedup`]: identity keys (the same item again, the same article under another URL).
-//! - [`store`]: SQLite schema, migrations, the single writer, WAL checkpoints, and read queries.
+//! - [`store`]: SQLite schema, migrations, the single writer, WAL checkpoints, read queries,
+//!   and full-text search over stored items (`store::search`).
 //! - [`daemon`]: the long-running wiring: scheduler, signals, systemd notify, watchdog, retention.
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::stories;
+use super::{search, stories};
 use crate::dedup::identity::identities;
 use crate::dedup::story::{Features, StoryIndex};
 use crate::model::Feed;
@@ -28,7 +28,8 @@ pub struct IngestCounts {
 
 /// Stores every item of `feed` for `source_id` inside `tx` (see [`crate::dedup::identity`]).
 /// `features` are the items' clustering features in the same order (computed in the parallel
-/// parse step; missing ones are computed here).
+/// parse step; missing ones are computed here). The search index writes for the new, edited
+/// and newly linked items go to `index`, for the caller to make before it commits.
 pub fn ingest(
     tx: &Connection,
     engine: &mut StoryIndex,
@@ -36,6 +37,7 @@ pub fn ingest(
     feed: &Feed,
     features: &[Features],
     now: DateTime<Utc>,
+    index: &mut search::Batch,
 ) -> rusqlite::Result<IngestCounts> {
     let now_s = now.timestamp();
     let outlet: String = tx
@@ -46,6 +48,11 @@ pub fn ingest(
         )
         .optional()?
         .unwrap_or_else(|| source_id.to_string());
+    // The name the search index knows the source by (as `search::index_item` reads it).
+    let display: String = tx
+        .query_row("SELECT COALESCE(title, feed_title, id) FROM sources WHERE id = ?1", [source_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default();
     let mut counts = IngestCounts::default();
     let ids = identities(&feed.items, feed.home_page.as_deref());
     let mut find_app =
@@ -79,6 +86,7 @@ pub fn ingest(
         let categories = serde_json::to_string(&it.categories).unwrap_or_else(|_| "[]".into());
         let updated_at =
             it.updated.map(|d| d.timestamp()).unwrap_or(now_s).max(it.published.map(|d| d.timestamp()).unwrap_or(0));
+        // An edit changes what the item is found by: it is indexed again.
         let mut apply_edit = |item_id: i64| {
             update_item.execute(params![
                 item_id,
@@ -90,7 +98,9 @@ pub fn ingest(
                 authors,
                 categories,
                 hash
-            ])
+            ])?;
+            index.item(item_id);
+            Ok::<_, rusqlite::Error>(())
         };
         // 1. Known to this source under this key?
         if let Some((item_id, old_hash)) = find_app
@@ -133,6 +143,8 @@ pub fn ingest(
                 }
                 None => {
                     add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
+                    // One more outlet it is found by.
+                    index.item(item_id);
                     counts.new += 1;
                     counts.linked += 1;
                 }
@@ -175,6 +187,14 @@ pub fn ingest(
             story_time
         ])?;
         add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
+        index.new_item(
+            item_id,
+            &it.title,
+            it.summary_html.as_deref(),
+            it.content_html.as_deref(),
+            it.link.as_deref(),
+            &display,
+        );
         counts.new += 1;
     }
     Ok(counts)

@@ -1,6 +1,8 @@
 //! Store: the SQLite file. One writer thread owns the only write connection (every write is a
 //! job sent to it, so there is never lock contention between writers); readers open their own
-//! WAL connections. Schema migrations run by `PRAGMA user_version` ([`schema`]).
+//! WAL connections. Schema migrations run by `PRAGMA user_version` ([`schema`]). The
+//! full-text index over items ([`search`]) is written by the same writer, in the transaction
+//! that changes what it indexes.
 //!
 //! Group commit: polls store through [`Store::write_grouped`]. When such jobs queue up (a cold
 //! poll of many feeds), the writer runs up to [`MAX_GROUP`] of them in one SQLite transaction,
@@ -8,7 +10,8 @@
 //! fails rolls back alone) while the index pages a commit rewrites are written once per group
 //! instead of once per feed. Results, and the "content changed" signal readers cache by, are
 //! delivered only after the group commits. With no queue, a group is one job: the same
-//! latency as a transaction per job.
+//! latency as a transaction per job. The search index writes of a group's feeds are made
+//! once, just before it commits (see [`search::Batch`]).
 //!
 //! Checkpoints: by default SQLite copies the WAL back into the database inside the commit that
 //! pushes the WAL past 1,000 pages, fsync included, so now and then a poll's commit waited for
@@ -23,6 +26,7 @@ pub mod items;
 pub mod queries;
 pub mod retention;
 pub mod schema;
+pub mod search;
 pub mod sources;
 pub mod stories;
 
@@ -83,6 +87,9 @@ pub struct Writer {
     /// When the last settle ran, and how long it took (the next waits [`SETTLE_EVERY`] or
     /// [`SETTLE_COST_FACTOR`] times as long, whichever is longer).
     last_settle: Option<(std::time::Instant, std::time::Duration)>,
+    /// Search index writes of the jobs of the open group transaction, made before it commits
+    /// (see [`search::Batch`]; a poll in a transaction of its own makes them itself).
+    search: search::Batch,
 }
 
 impl Writer {
@@ -166,7 +173,10 @@ impl Writer {
                 Err(_) => break,
             }
         }
-        let commit = self.conn.execute_batch("COMMIT");
+        // The search index writes of the jobs that stored (see `search::Batch`): a failure
+        // fails the group as a failed commit does.
+        let index = std::mem::take(&mut self.search).apply(&self.conn);
+        let commit = index.and_then(|()| self.conn.execute_batch("COMMIT"));
         if commit.is_err() {
             // Nothing of the group is stored: the story engine must forget it too.
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -303,6 +313,7 @@ impl Store {
             checkpointer: None,
             settle_due: false,
             last_settle: None,
+            search: search::Batch::default(),
         };
         thread::Builder::new()
             .name("db-writer".into())

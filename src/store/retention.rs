@@ -1,6 +1,7 @@
 //! Retention: items older than the retention period are deleted; each of their identity keys
 //! leaves a tombstone so an item still listed upstream is not ingested again, and freed pages
 //! go back to the filesystem (incremental vacuum) so the file does not grow without bound.
+//! Their rows in the search index go in the same transaction.
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -21,6 +22,7 @@ pub fn prune(w: &mut Writer, cutoff: DateTime<Utc>) -> rusqlite::Result<usize> {
          SELECT a.source_id, a.key, ?2 FROM appearances a JOIN items i ON i.id = a.item_id WHERE i.published < ?1",
         params![cut, now],
     )?;
+    super::search::remove_published_before(&tx, cut)?;
     tx.execute("DELETE FROM appearances WHERE item_id IN (SELECT id FROM items WHERE published < ?1)", [cut])?;
     let n = tx.execute("DELETE FROM items WHERE published < ?1", [cut])?;
     // Stories left without items go; redirects into them go too.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::items::{self, IngestCounts};
+use super::search;
 use super::Writer;
 use crate::config::SourceConfig;
 use crate::fetch::Validators;
@@ -74,7 +75,8 @@ fn state_from_row(r: &Row) -> rusqlite::Result<SourceState> {
 
 /// Makes the `sources` table agree with the config: new sources are added; a source whose
 /// configured URL changed starts over at the new URL (validators cleared, un-retired).
-/// Sources no longer configured keep their rows and items.
+/// Sources no longer configured keep their rows and items. A source whose configured title
+/// changed has its items indexed again for search (they are found by the new name).
 pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
@@ -85,11 +87,13 @@ pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result
                     retired_reason = NULL, failures = 0, retry_after = NULL, next_due = NULL
              WHERE id = ?1 AND config_url <> ?2",
         )?;
-        let mut title = tx.prepare_cached("UPDATE sources SET title = ?2 WHERE id = ?1")?;
+        let mut title = tx.prepare_cached("UPDATE sources SET title = ?2 WHERE id = ?1 AND title IS NOT ?2")?;
         for s in sources {
             insert.execute(params![s.id, s.url.as_str()])?;
             reset.execute(params![s.id, s.url.as_str()])?;
-            title.execute(params![s.id, s.title])?;
+            if title.execute(params![s.id, s.title])? > 0 {
+                search::reindex_source(&tx, &s.id)?;
+            }
         }
     }
     tx.commit()
@@ -159,11 +163,15 @@ pub struct PollRecord {
 /// Records a poll and stores its items in one transaction: a feed is committed whole or not
 /// at all.
 pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
-    let result = record_poll_tx(w, rec);
+    let mut index = search::Batch::default();
+    let result = record_poll_tx(w, rec, &mut index);
     match &result {
         // The transaction rolled back; the story engine may hold items that are not stored.
+        // (Its index writes are dropped with `index`.)
         Err(_) => w.reset_stories(),
         Ok(c) => {
+            // In a group transaction, the index writes wait for its end (see `search::Batch`).
+            w.search.append(&mut index);
             if c.late > 0 {
                 w.settle_due();
             }
@@ -175,7 +183,9 @@ pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestC
     result
 }
 
-fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
+/// Records the poll; index writes are made before an own transaction commits, and left in
+/// `index` inside a group transaction.
+fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -> rusqlite::Result<IngestCounts> {
     // Only new content needs the story engine (rebuilt from the rows on first use): a 304 or
     // an error must not pay for that.
     let (conn, mut engine) = if matches!(rec.result, PollResult::Content { .. }) {
@@ -199,8 +209,24 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCo
     }
     match &rec.result {
         PollResult::Content { feed, features, validators, http_status } => {
+            // The feed's own title names the outlet of a source without a configured one: it
+            // is stored before the items are indexed, and the older items are indexed again
+            // when it changed.
+            if let Some(t) = &feed.title {
+                let untitled: Option<bool> = tx
+                    .prepare_cached(
+                        "UPDATE sources SET feed_title = ?2 WHERE id = ?1 AND feed_title IS NOT ?2 RETURNING title IS NULL",
+                    )?
+                    .query_row(params![rec.source_id, t], |r| r.get(0))
+                    .optional()?;
+                if untitled == Some(true) {
+                    for id in search::source_items(&tx, &rec.source_id)? {
+                        index.item(id);
+                    }
+                }
+            }
             if let Some(engine) = engine.take() {
-                counts = items::ingest(&tx, engine, &rec.source_id, feed, features, rec.now)?;
+                counts = items::ingest(&tx, engine, &rec.source_id, feed, features, rec.now, index)?;
             }
             tx.execute(
                 "UPDATE sources SET status = 'ok', http_status = ?2, last_error = NULL, last_poll = ?3, last_success = ?3,
@@ -241,7 +267,7 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCo
             )?;
         }
     }
-    tx.commit()?;
+    tx.commit(index)?;
     Ok(counts)
 }
 
@@ -252,9 +278,13 @@ enum Tx<'c> {
 }
 
 impl Tx<'_> {
-    fn commit(self) -> rusqlite::Result<()> {
+    /// Commits; an own transaction makes the index writes first.
+    fn commit(self, index: &mut search::Batch) -> rusqlite::Result<()> {
         match self {
-            Tx::Own(t) => t.commit(),
+            Tx::Own(t) => {
+                index.apply(&t)?;
+                t.commit()
+            }
             Tx::Nested(s) => s.commit(),
         }
     }
