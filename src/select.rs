@@ -142,8 +142,8 @@ pub fn coverage(conn: &rusqlite::Connection, config: &Config, id: i64, now: i64)
     Ok(Some(Coverage { story, items, sources }))
 }
 
-/// The stories with these (live) ids as topics publish them, newest activity first
-/// (search results); ids with no items are left out.
+/// The stories with these (live) ids as topics publish them, in the order given (search
+/// results come newest match first); ids with no items are left out.
 pub fn stories_by_id(
     conn: &rusqlite::Connection,
     config: &Config,
@@ -162,7 +162,6 @@ pub fn stories_by_id(
             out.push(s);
         }
     }
-    rank(&mut out);
     Ok(out)
 }
 

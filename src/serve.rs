@@ -90,6 +90,7 @@ impl AppState {
             rebuilds: tokio::sync::Semaphore::new(1),
             builder: Mutex::default(),
             story_pages: RwLock::default(),
+            search_pages: RwLock::default(),
             style: std::sync::OnceLock::new(),
             files: match store.path().parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -191,6 +192,8 @@ struct Cache {
     builder: Mutex<Option<std::sync::mpsc::Sender<BuildJob>>>,
     /// Rendered story pages by id (see `pages`).
     story_pages: RwLock<HashMap<i64, Arc<pages::StoryPage>>>,
+    /// Rendered search answers (see `pages`).
+    search_pages: RwLock<HashMap<pages::SearchKey, Arc<pages::StoryPage>>>,
     /// The stylesheet, prepared on first request.
     style: std::sync::OnceLock<Rendered>,
     /// Where rendered bodies get their sendable copies: the database's directory, which the
@@ -386,6 +389,10 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/stories/{id}", get(pages::story))
         .route("/sources", get(pages::sources))
         .route("/embed/{topic}", get(pages::embed))
+        .route("/search", get(pages::search_page))
+        .route("/search.rss", get(pages::search_rss))
+        .route("/search.atom", get(pages::search_atom))
+        .route("/search.json", get(pages::search_json))
         .route("/assets/{file}", get(pages::asset))
         .route("/sources.opml", get(opml))
         .route("/healthz", get(healthz))

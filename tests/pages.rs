@@ -50,6 +50,26 @@ impl Drop for Site {
 
 const HUGE_TITLE_CHARS: usize = 1 << 20;
 
+/// Parses each URL with feedparser, one JSON line each.
+const FEEDPARSER: &str = r#"
+import json, sys, feedparser
+for url in sys.argv[1:]:
+    d = feedparser.parse(url)
+    print(json.dumps({"bozo": int(d.bozo), "error": str(d.get("bozo_exception", "")),
+                      "title": d.feed.get("title"), "entries": len(d.entries)}))
+"#;
+
+/// Whether Python feedparser is installed (outside CI a machine without it skips; with `CI`
+/// set it fails: `.ci/run` installs it).
+fn have_feedparser() -> bool {
+    let ok = Command::new("python3").args(["-c", "import feedparser"]).output().is_ok_and(|o| o.status.success());
+    assert!(ok || std::env::var_os("CI").is_none(), "feedparser is not installed, and CI is set");
+    if !ok {
+        eprintln!("skipping the feedparser check: pip install feedparser");
+    }
+    ok
+}
+
 fn site(name: &str) -> Site {
     let srv = TestServer::start();
     srv.set(
@@ -425,11 +445,38 @@ fn pages_in_a_browser_show_the_stories_and_keep_hostile_items_inert() {
     );
     screenshots(&chrome, &shots, "embed", &s.url("/embed/top-news"));
 
+    // Search: every page has the form; a word of a headline, an outlet's name, accents folded.
+    assert!(front.contains("<form class=\"search\" role=\"search\" action=\"/search\" method=\"get\">"), "{front}");
+    let found = dom(&chrome, &shots, &s.url("/search?q=lavrov"));
+    let h = headlines(&found);
+    assert_eq!(h.len(), 1, "{h:?}: {found}");
+    assert_eq!(h[0].1, LAVROV_DAWN);
+    assert!(found.contains("1 story for “"), "{found}");
+    for f in ["rss", "atom", "json"] {
+        assert!(found.contains(&format!("href=\"/search.{f}?q=lavrov\"")), "{f}: {found}");
+    }
+    assert_eq!(found.matches("<link rel=\"alternate\"").count(), 3, "{found}");
+    screenshots(&chrome, &shots, "search", &s.url("/search?q=lavrov"));
+    // "Wire Service" is in no headline or summary: only its outlet name finds the story.
+    let by_outlet = headlines(&dom(&chrome, &shots, &s.url("/search?q=%22wire+service%22")));
+    assert_eq!(by_outlet.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), [LAVROV_DAWN], "{by_outlet:?}");
+    let reuters = headlines(&dom(&chrome, &shots, &s.url("/search?q=Reuters")));
+    assert_eq!(reuters.len(), 2, "both stories have a Reuters report: {reuters:?}");
+    let accents = headlines(&dom(&chrome, &shots, &s.url("/search?q=S%C3%A3o+Paulo")));
+    assert_eq!(accents.len(), 1, "{accents:?}");
+    assert!(accents[0].1.contains("Sao Paulo"), "{accents:?}");
+    assert!(headlines(&dom(&chrome, &shots, &s.url("/search?q=lavrov+-islamabad"))).is_empty());
+    let bad = dom(&chrome, &shots, &s.url("/search?q=%22unclosed"));
+    assert!(bad.contains("a quote is not closed") && bad.contains("exact phrase"), "{bad}");
+    screenshots(&chrome, &shots, "search-error", &s.url("/search?q=%22unclosed"));
+
     // The hostile item is on the Latest page and its rail, and inert on every page.
     let latest = dom(&chrome, &shots, &s.url("/topics/latest"));
     let evil =
         headlines(&latest).into_iter().find(|(_, t)| t.starts_with("Evil")).unwrap_or_else(|| panic!("{latest}"));
     assert!(evil.0.starts_with("/stories/"), "the javascript: link falls back to the story page: {evil:?}");
+    let found = headlines(&dom(&chrome, &shots, &s.url("/search?q=evil")));
+    assert_eq!(found, std::slice::from_ref(&evil), "the hostile item is found, as it is listed");
     // Markup in a title is dropped at ingest (titles are plain text); the override goes here.
     assert!(evil.1.starts_with("Evil reversed A") && evil.1.chars().count() <= 501, "cut, no override: {evil:?}");
     let evil_id: i64 = evil.0.trim_start_matches("/stories/").parse().unwrap();
@@ -439,6 +486,8 @@ fn pages_in_a_browser_show_the_stories_and_keep_hostile_items_inert() {
         format!("/stories/{evil_id}"),
         "/embed/latest?limit=20".into(),
         "/sources".into(),
+        "/search?q=evil".into(),
+        "/search?q=reversed+alert".into(),
     ] {
         inert(&path, &dom(&chrome, &shots, &s.url(&path)));
         let (_, _, raw) = http("GET", &s.url(&path), &[]);
@@ -517,6 +566,52 @@ fn pages_carry_their_policies_validators_and_redirects() {
     for (q, want) in [("?limit=1", 200), ("?limit=20", 200), ("?limit=0", 400), ("?limit=21", 400), ("?limit=x", 400)] {
         assert_eq!(s.status(&format!("/embed/top-news{q}")), want, "{q}");
     }
+    // Search answers: pages and feeds, cached and validated like the rest.
+    for path in ["/search?q=lavrov", "/search.rss?q=lavrov", "/search.atom?q=lavrov", "/search.json?q=lavrov"] {
+        let (status, h, body) = http("GET", &s.url(path), &[]);
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(header(&h, "x-content-type-options"), "nosniff", "{path}");
+        assert!(header(&h, "content-security-policy").contains("frame-ancestors 'none'"), "{path}");
+        let etag = header(&h, "etag").to_string();
+        let (status, _, _) = http("GET", &s.url(path), &[("If-None-Match", &etag)]);
+        assert_eq!(status, 304, "{path}");
+        let (status, hh, none) = http("HEAD", &s.url(path), &[]);
+        assert_eq!((status, none.len(), header(&hh, "etag")), (200, 0, etag.as_str()), "{path}");
+        assert!(String::from_utf8(body).unwrap().contains("Lavrov"), "{path}");
+    }
+    let (_, h, feed) = http("GET", &s.url("/search.json?q=lavrov"), &[]);
+    assert_eq!(header(&h, "content-type"), "application/feed+json; charset=utf-8");
+    let v: serde_json::Value = serde_json::from_slice(&feed).unwrap();
+    assert_eq!(v["feed_url"], format!("{}/search.json?q=lavrov", s.base));
+    assert_eq!(v["items"][0]["id"], format!("{}/stories/{lavrov}", s.base));
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    // A query that cannot run is a 400 that says why and how; never a 500.
+    for q in ["%22unclosed", "-only", "OR", "a*", "%21%21%21", &"x+".repeat(13), &"a".repeat(201)] {
+        for page in ["/search", "/search.rss", "/search.json"] {
+            let (status, h, body) = http("GET", &s.url(&format!("{page}?q={q}")), &[]);
+            let body = String::from_utf8(body).unwrap();
+            assert_eq!(status, 400, "{page}?q={q}: {body}");
+            assert!(body.contains("exact phrase"), "the syntax is shown: {page}?q={q}: {body}");
+            assert_eq!(header(&h, "x-content-type-options"), "nosniff");
+        }
+    }
+    assert_eq!(s.status("/search.rss"), 400, "a feed needs a query");
+    assert_eq!(s.status("/search"), 200, "the form alone");
+    // A reader subscribes to the search: Python feedparser reads it without complaint.
+    if have_feedparser() {
+        let out = Command::new("python3")
+            .args(["-c", FEEDPARSER, &s.url("/search.rss?q=islamabad+OR+floods"), &s.url("/search.atom?q=wire")])
+            .env("NO_PROXY", "*")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let v: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!((v[0]["bozo"].as_i64(), v[0]["entries"].as_i64()), (Some(0), Some(2)), "{stdout}");
+        assert_eq!((v[1]["bozo"].as_i64(), v[1]["entries"].as_i64()), (Some(0), Some(1)), "{stdout}");
+        assert!(v[0]["title"].as_str().unwrap().contains("islamabad OR floods"), "{stdout}");
+    }
+
     // Feed GUIDs stay the story URL, and entries still link to the lead article.
     let (_, _, feed) = http("GET", &s.url("/topics/top-news.json"), &[]);
     let v: serde_json::Value = serde_json::from_slice(&feed).unwrap();

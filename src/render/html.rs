@@ -157,6 +157,10 @@ impl<'a> Site<'a> {
                         div.wrap {
                             div.top {
                                 a.brand href=(self.base) { (site) }
+                                form.search role="search" action=(self.href("search")) method="get" {
+                                    input type="search" name="q" aria-label="Search stories" placeholder="Search stories" maxlength="200";
+                                    button type="submit" { "Search" }
+                                }
                             }
                             @if !self.config.topics.is_empty() {
                                 nav.topics aria-label="Topics" {
@@ -446,8 +450,7 @@ impl Site<'_> {
     }
 }
 
-/// Search results for `query` (the text as typed), or the reason it could not run. (Not
-/// routed yet: the search index lands with its own migration; the header gets its form then.)
+/// Search results for `query` (the text as typed), or the reason it could not run.
 pub fn search_page(config: &Config, query: &str, results: Result<&[StoryView], &str>, now: i64) -> String {
     let site = Site::new(config, now);
     let q = page_text(query, 200);
@@ -530,7 +533,7 @@ pub fn message_page(config: &Config, heading: &str, what: &str, now: i64) -> Str
     let body = html! {
         h1 { (heading) }
         p { (what) }
-        p { a href=(site.base) { "Back to the front page" } }
+        p { a href=(site.base) { "Back to the front page" } " · " a href=(site.href("search")) { "search" } }
     };
     site.page(heading, None, html! {}, body)
 }

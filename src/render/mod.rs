@@ -94,6 +94,23 @@ pub fn render(format: Format, topic: &TopicConfig, stories: &[StoryView], base_u
     }
 }
 
+/// Renders the results of a search for `query` (as typed) in `format`: a feed whose own URL
+/// is the search's, so a reader can subscribe to it.
+pub fn render_search(format: Format, query: &str, stories: &[StoryView], base_url: &Url) -> Vec<u8> {
+    let feed = FeedView::search(query, stories, base_url, format);
+    match format {
+        Format::Rss => rss::render(&feed),
+        Format::Atom => atom::render(&feed),
+        Format::Json => jsonfeed::render(&feed),
+    }
+}
+
+/// The query string of a search for `query`.
+pub fn search_query(query: &str) -> String {
+    let enc: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    format!("q={enc}")
+}
+
 /// `base_url` as a directory, so joining keeps any path prefix it has.
 pub fn base_dir(base_url: &Url) -> Url {
     let mut u = base_url.clone();
@@ -223,6 +240,25 @@ impl FeedView {
             home_page_url: base_dir(base_url).to_string(),
             feed_url: feed_url(base_url, &topic.id, format),
             id: under(base_url, &format!("topics/{}", topic.id)),
+            updated,
+            entries,
+        }
+    }
+}
+
+impl FeedView {
+    /// Prepares the results of a search for `query` for output as `format`.
+    pub fn search(query: &str, stories: &[StoryView], base_url: &Url, format: Format) -> FeedView {
+        let entries: Vec<EntryView> = stories.iter().map(|s| EntryView::new(s, base_url)).collect();
+        let updated = entries.iter().map(|e| e.updated).max().unwrap_or_default();
+        let q = clean_text(query, 200);
+        let params = search_query(query);
+        FeedView {
+            title: format!("Search: {q}"),
+            description: format!("Stories matching \u{201c}{q}\u{201d}: merged news from newsdesk"),
+            home_page_url: under(base_url, &format!("search?{params}")),
+            feed_url: under(base_url, &format!("search.{}?{params}", format.ext())),
+            id: under(base_url, &format!("search?{params}")),
             updated,
             entries,
         }

@@ -8,7 +8,7 @@
 //! through [`super::respond`]: ETag, 304, gzip, HEAD, and the security headers of its kind.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -17,12 +17,22 @@ use axum::response::Response;
 
 use super::{count, feeds, internal, respond, unix_now, AppState, Kind, Rendered, TopicFeeds};
 use crate::config::{Config, TopicConfig};
-use crate::render::html;
+use crate::render::{html, Format};
+use crate::store::search::{self, SearchError};
 
 /// Story pages kept rendered; past this the stale ones are dropped, then all.
 pub(super) const STORY_PAGES: usize = 1024;
 
-/// One rendered story page.
+/// Search answers (by query as typed and format) kept rendered, as [`STORY_PAGES`].
+pub(super) const SEARCH_PAGES: usize = 256;
+
+/// Stories one search shows, on the page and in its feeds.
+pub(super) const SEARCH_RESULTS: usize = 30;
+
+/// How long one search may read the index before it is answered 503.
+pub(super) const SEARCH_BUDGET: Duration = Duration::from_millis(500);
+
+/// One rendered story page or search answer.
 pub(super) struct StoryPage {
     version: u64,
     config: Arc<Config>,
@@ -230,6 +240,121 @@ pub(super) fn style_for<'a>(state: &'a AppState, file: &str) -> Option<&'a Rende
             .style
             .get_or_init(|| Rendered::new(html::STYLE.as_bytes().to_vec(), Kind::Style, None, unix_now(), None))
     })
+}
+
+/// A search answer: the page (`format` none) or one of its feeds.
+pub(super) type SearchKey = (String, Option<Format>);
+
+/// `/search?q=`: the stories matching a query, as a page.
+pub(super) async fn search_page(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    search_answer(state, query, headers, None).await
+}
+
+/// `/search.rss?q=`.
+pub(super) async fn search_rss(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    search_answer(state, query, headers, Some(Format::Rss)).await
+}
+
+/// `/search.atom?q=`.
+pub(super) async fn search_atom(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    search_answer(state, query, headers, Some(Format::Atom)).await
+}
+
+/// `/search.json?q=`.
+pub(super) async fn search_json(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    search_answer(state, query, headers, Some(Format::Json)).await
+}
+
+/// Runs a search (bounded in length, terms, results and time: see [`search`]) and answers
+/// it as a page or feed; a query that does not parse is a 400 that says why and shows the
+/// syntax, one that runs out of time a 503.
+async fn search_answer(
+    state: Arc<AppState>,
+    raw: Option<String>,
+    headers: HeaderMap,
+    format: Option<Format>,
+) -> Response {
+    count();
+    let config = state.config();
+    let typed = param(raw.as_deref(), "q").unwrap_or_default();
+    let now = unix_now();
+    if format.is_none() && typed.trim().is_empty() {
+        // The search form alone.
+        let body = html::search_page(&config, "", Ok(&[]), now);
+        return respond(&Rendered::new(body.into_bytes(), Kind::Page, None, now, None), &headers);
+    }
+    let query = match search::parse(&typed) {
+        Ok(q) => q,
+        Err(e) => {
+            return match format {
+                None => page(StatusCode::BAD_REQUEST, html::search_page(&config, &typed, Err(&e.reason()), now)),
+                Some(_) => super::text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", format!("{e}\n")),
+            };
+        }
+    };
+    let version = state.content_version();
+    let key: SearchKey = (typed, format);
+    {
+        let pages = state.cache.search_pages.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pages.get(&key).filter(|p| p.fresh(version, &config)) {
+            return respond(&p.page, &headers);
+        }
+    }
+    let cfg = config.clone();
+    let found = state
+        .read(move |conn| match search::stories(conn, &query, SEARCH_RESULTS, SEARCH_BUDGET) {
+            Ok(ids) => Ok(Some(crate::select::stories_by_id(conn, &cfg, &ids, unix_now())?)),
+            Err(SearchError::TooSlow) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e)),
+        })
+        .await;
+    let stories = match found {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let why = SearchError::TooSlow.to_string();
+            let mut r = match format {
+                None => page(StatusCode::SERVICE_UNAVAILABLE, html::search_page(&config, &key.0, Err(&why), now)),
+                Some(_) => {
+                    super::text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", format!("{why}\n"))
+                }
+            };
+            r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("10"));
+            return r;
+        }
+        Err(e) => return internal(e),
+    };
+    let (body, kind) = match format {
+        None => (html::search_page(&config, &key.0, Ok(&stories), now).into_bytes(), Kind::Page),
+        Some(f) => (crate::render::render_search(f, &key.0, &stories, &config.daemon.base_url), Kind::Feed(f)),
+    };
+    let mut pages = state.cache.search_pages.write().unwrap_or_else(|p| p.into_inner());
+    let previous = pages.get(&key).map(|p| &p.page);
+    let rendered = Rendered::new(body, kind, previous, now, None);
+    let resp = respond(&rendered, &headers);
+    if pages.len() >= SEARCH_PAGES {
+        pages.retain(|_, p| p.fresh(version, &config));
+        if pages.len() >= SEARCH_PAGES {
+            pages.clear();
+        }
+    }
+    pages.insert(key, Arc::new(StoryPage { version, config, built: Instant::now(), page: rendered }));
+    resp
 }
 
 /// The base path's `/` and the front page's topic, for the fast path.

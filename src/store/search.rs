@@ -389,26 +389,32 @@ pub enum QueryError {
     NoLetters(String),
 }
 
+impl QueryError {
+    /// What is wrong, without the syntax line (a page shows the syntax its own way).
+    pub fn reason(&self) -> String {
+        match self {
+            QueryError::Empty => "the search is empty: type a word to look for".to_string(),
+            QueryError::TooLong => format!("the search is longer than {MAX_QUERY_CHARS} characters"),
+            QueryError::TooManyTerms(n) => {
+                format!("the search has {n} terms; at most {MAX_TERMS} (a \"quoted phrase\" counts as one)")
+            }
+            QueryError::UnbalancedQuote => "a quote is not closed: a phrase goes between two \" marks".to_string(),
+            QueryError::OnlyExclusions => {
+                "the search only excludes (-word): add a word the stories must contain".to_string()
+            }
+            QueryError::MisplacedOr => "OR must stand between two terms, as in: pakistan OR india".to_string(),
+            QueryError::OrWithExclusion(t) => format!("OR cannot join the excluded term {t}"),
+            QueryError::PrefixTooShort(t) => {
+                format!("{t} is too short a prefix: at least {MIN_PREFIX_CHARS} letters before *")
+            }
+            QueryError::NoLetters(t) => format!("{t} has no letters or digits to look for"),
+        }
+    }
+}
+
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            QueryError::Empty => write!(f, "the search is empty: type a word to look for"),
-            QueryError::TooLong => write!(f, "the search is longer than {MAX_QUERY_CHARS} characters"),
-            QueryError::TooManyTerms(n) => {
-                write!(f, "the search has {n} terms; at most {MAX_TERMS} (a \"quoted phrase\" counts as one)")
-            }
-            QueryError::UnbalancedQuote => write!(f, "a quote is not closed: a phrase goes between two \" marks"),
-            QueryError::OnlyExclusions => {
-                write!(f, "the search only excludes (-word): add a word the stories must contain")
-            }
-            QueryError::MisplacedOr => write!(f, "OR must stand between two terms, as in: pakistan OR india"),
-            QueryError::OrWithExclusion(t) => write!(f, "OR cannot join the excluded term {t}"),
-            QueryError::PrefixTooShort(t) => {
-                write!(f, "{t} is too short a prefix: at least {MIN_PREFIX_CHARS} letters before *")
-            }
-            QueryError::NoLetters(t) => write!(f, "{t} has no letters or digits to look for"),
-        }?;
-        write!(f, " ({SYNTAX})")
+        write!(f, "{} ({SYNTAX})", self.reason())
     }
 }
 
