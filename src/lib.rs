@@ -40,6 +40,7 @@ pub mod normalize;
 pub mod opml;
 pub mod parse;
 pub mod priority;
+pub mod push;
 pub mod render;
 pub mod schedule;
 pub mod select;

@@ -91,6 +91,7 @@ impl AppState {
             builder: Mutex::default(),
             story_pages: RwLock::default(),
             search_pages: RwLock::default(),
+            changes: tokio::sync::broadcast::channel(CHANGES_QUEUE).0,
             style: std::sync::OnceLock::new(),
             files: match store.path().parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -103,6 +104,15 @@ impl AppState {
     /// The running configuration.
     pub fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every later topic rebuild whose bytes changed (and each topic's first build). While
+    /// anyone listens, every configured topic is kept built (not only those requested), so
+    /// a change is seen within a few seconds of the commit that made it. A listener that
+    /// falls more than [`CHANGES_QUEUE`] changes behind misses the oldest (it is told so by
+    /// `RecvError::Lagged`, and takes the next change of each topic as the current state).
+    pub fn topic_changes(&self) -> tokio::sync::broadcast::Receiver<crate::push::TopicChange> {
+        self.cache.changes.subscribe()
     }
 
     /// Runs `f` on a pooled reader connection, off the async threads.
@@ -192,6 +202,8 @@ struct Cache {
     builder: Mutex<Option<std::sync::mpsc::Sender<BuildJob>>>,
     /// Rendered story pages by id (see `pages`).
     story_pages: RwLock<HashMap<i64, Arc<pages::StoryPage>>>,
+    /// Topic rebuilds that changed bytes, for push consumers (see [`AppState::topic_changes`]).
+    changes: tokio::sync::broadcast::Sender<crate::push::TopicChange>,
     /// Rendered search answers (see `pages`).
     search_pages: RwLock<HashMap<pages::SearchKey, Arc<pages::StoryPage>>>,
     /// The stylesheet, prepared on first request.
@@ -202,6 +214,9 @@ struct Cache {
 }
 
 type BuildJob = Box<dyn FnOnce() + Send>;
+
+/// Topic changes a slow push consumer may be behind by before it misses some.
+pub const CHANGES_QUEUE: usize = 256;
 
 /// One topic rendered in every format, and as its HTML page.
 struct TopicFeeds {
@@ -736,7 +751,15 @@ async fn refresher(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>
         let version = state.content_version();
         for topic in &config.topics {
             let cached = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
-            let Some(cached) = cached else { continue };
+            let Some(cached) = cached else {
+                // Push consumers need every topic, requested or not.
+                if state.cache.changes.receiver_count() > 0 {
+                    if let Err(e) = rebuild(&state, &config, topic).await {
+                        tracing::warn!(topic = %topic.id, "building a topic feed: {e:#}");
+                    }
+                }
+                continue;
+            };
             let stale =
                 cached.version != version || !Arc::ptr_eq(&cached.config, &config) || cached.built.elapsed() >= MAX_AGE;
             if !stale || cached.built.elapsed() < REBUILD_EVERY {
@@ -806,7 +829,21 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
         })
         .await?;
     let built = Arc::new(built);
-    state.cache.topics.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
+    let previous =
+        state.cache.topics.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
+    if state.cache.changes.receiver_count() > 0 {
+        let changed = Format::ALL
+            .map(|f| previous.as_ref().is_none_or(|p| p.formats[f.index()].tag != built.formats[f.index()].tag));
+        if changed.iter().any(|&c| c) {
+            let _ = state.cache.changes.send(crate::push::TopicChange {
+                topic: topic.id.clone(),
+                stories: built.stories.clone(),
+                bytes: Format::ALL.map(|f| built.formats[f.index()].body.clone()),
+                changed,
+                first: previous.is_none(),
+            });
+        }
+    }
     Ok(built)
 }
 

@@ -1,0 +1,36 @@
+//! Push: what newsdesk sends to other servers when its output changes, instead of waiting to
+//! be polled. [`deliver`] is the outbound client every kind of push shares (timeouts, no
+//! redirects, the private-network guard, HMAC, backoff). The events come from the serving
+//! side's rebuilds ([`TopicChange`], see `crate::serve::AppState::topic_changes`).
+
+pub mod deliver;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+
+use crate::render::Format;
+use crate::select::StoryView;
+
+/// A topic was rebuilt and its bytes changed (or it was built for the first time).
+#[derive(Clone)]
+pub struct TopicChange {
+    /// The topic's id.
+    pub topic: String,
+    /// What it publishes now, best first.
+    pub stories: Arc<Vec<StoryView>>,
+    /// Its bytes in each format, indexed by [`Format::index`].
+    pub bytes: [Bytes; 3],
+    /// Which formats' bytes changed since the previous build (all of them on the first).
+    pub changed: [bool; 3],
+    /// The first build since the daemon started: nothing to compare with, so a consumer
+    /// takes it as its baseline rather than as news.
+    pub first: bool,
+}
+
+impl TopicChange {
+    /// The bytes in `format`.
+    pub fn bytes(&self, format: Format) -> &Bytes {
+        &self.bytes[format.index()]
+    }
+}
