@@ -92,6 +92,7 @@ struct RawDaemon {
     max_interval: Option<Spanned<String>>,
     retention: Option<Spanned<String>>,
     log_level: Option<Spanned<String>>,
+    failing_after: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +184,9 @@ pub struct DaemonConfig {
     pub retention: Duration,
     /// Log filter when `RUST_LOG` is not set.
     pub log_level: String,
+    /// Consecutive failures after which a source counts as failing (the health feed's
+    /// "failing" entry, and its "recovered" one when it next succeeds).
+    pub failing_after: u32,
 }
 
 /// One `[[source]]`.
@@ -583,6 +587,7 @@ impl Validator<'_> {
             max_interval: self.duration("max_interval", &d.max_interval, Duration::from_secs(6 * 3600)),
             retention: self.duration("retention", &d.retention, Duration::from_secs(30 * 86400)),
             log_level,
+            failing_after: self.positive("failing_after", &d.failing_after, 3).min(1000) as u32,
         }
     }
 }

@@ -62,6 +62,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         tracing::warn!("{e:#}");
     }
     set_max_size(&store, config.daemon.max_db_size).await?;
+    set_failing_after(&store, config.daemon.failing_after).await?;
     sync_sources(&store, &config).await?;
     let shared = Shared {
         store: store.clone(),
@@ -141,6 +142,10 @@ async fn set_max_size(store: &Store, bytes: Option<u64>) -> anyhow::Result<()> {
     store.write(move |w| w.set_max_size(bytes)).await?.context("setting the database size cap (max_db_size)")
 }
 
+async fn set_failing_after(store: &Store, n: u32) -> anyhow::Result<()> {
+    store.write(move |w| w.set_failing_after(n)).await.context("setting failing_after")
+}
+
 async fn wait_for_heartbeat(shared: &Shared) {
     for _ in 0..200 {
         if shared.heartbeat.load(Ordering::Acquire) > 0 {
@@ -180,6 +185,9 @@ async fn signals(
                         }
                         if let Err(e) = set_max_size(&shared.store, new.daemon.max_db_size).await {
                             tracing::error!("reload: applying max_db_size: {e:#}");
+                        }
+                        if let Err(e) = set_failing_after(&shared.store, new.daemon.failing_after).await {
+                            tracing::error!("reload: applying failing_after: {e:#}");
                         }
                         match sync_sources(&shared.store, &new).await {
                             Ok(()) => {

@@ -87,6 +87,13 @@ pub fn export(conn: &Connection, config: &Config, dir: &Path, now: i64) -> anyho
     prune_story_pages(&stories_dir, &pages)?;
     let states = sources::all(conn).context("reading sources")?;
     write(dir.join("sources.html"), html::sources_page(config, &states, now).as_bytes())?;
+    let events = sources::events(conn, crate::serve::HEALTH_ENTRIES).context("reading source health events")?;
+    let health_dir = dir.join("sources");
+    std::fs::create_dir_all(&health_dir).with_context(|| format!("creating {}", health_dir.display()))?;
+    for f in Format::ALL {
+        let body = render::render_health(f, &events, &config.daemon.base_url);
+        write(health_dir.join(format!("health.{}", f.ext())), &body)?;
+    }
     write(dir.join(html::style_path()), html::STYLE.as_bytes())?;
     let infos = queries::source_info(conn).context("reading sources")?;
     write(dir.join("sources.opml"), crate::opml::export(config, &infos).as_bytes())?;

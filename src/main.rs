@@ -201,6 +201,8 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&config.daemon.database)?;
     let cap = config.daemon.max_db_size;
     store.write_blocking(move |w| w.set_max_size(cap))?.context("setting the database size cap (max_db_size)")?;
+    let failing_after = config.daemon.failing_after;
+    store.write_blocking(move |w| w.set_failing_after(failing_after))?;
     let srcs = config.sources.clone();
     store
         .write_blocking(move |w| sources::sync(&mut w.conn, &srcs))?

@@ -213,6 +213,8 @@ struct Cache {
     files: PathBuf,
 }
 
+pub use pages::HEALTH_ENTRIES;
+
 type BuildJob = Box<dyn FnOnce() + Send>;
 
 /// Topic changes a slow push consumer may be behind by before it misses some.
@@ -403,6 +405,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/topics/{file}", get(topic))
         .route("/stories/{id}", get(pages::story))
         .route("/sources", get(pages::sources))
+        .route("/sources/{file}", get(pages::health))
         .route("/embed/{topic}", get(pages::embed))
         .route("/search", get(pages::search_page))
         .route("/search.rss", get(pages::search_rss))

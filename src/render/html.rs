@@ -400,6 +400,8 @@ pub fn sources_page(config: &Config, states: &[SourceState], now: i64) -> String
         _ => "new",
     };
     let count = |want: &str| rows.iter().filter(|(_, st)| status(*st) == want).count();
+    let health: Vec<(Format, String)> =
+        Format::ALL.iter().map(|&f| (f, site.href(&format!("sources/health.{}", f.ext())))).collect();
     let when = |t: Option<i64>| match t {
         Some(t) if t > now => html! { (site.time_until(t)) },
         Some(t) => site.time(t),
@@ -411,6 +413,7 @@ pub fn sources_page(config: &Config, states: &[SourceState], now: i64) -> String
             (count("ok")) " ok · " (count("failing")) " failing · " (count("retired")) " retired · " (count("new")) " not polled yet · "
             a href=(site.href("sources.opml")) { "all as OPML" }
         }
+        (site.subscribe("Follow their health (failing, recovered, retired, moved): ", &health))
         div.scroll {
             table {
                 thead { tr { th { "Source" } th { "Status" } th { "Items" } th { "Last poll" } th { "Next poll" } th { "Last error" } } }
@@ -433,7 +436,7 @@ pub fn sources_page(config: &Config, states: &[SourceState], now: i64) -> String
             }
         }
     };
-    site.page("Sources", None, html! {}, body)
+    site.page("Sources", None, site.alternates("Source health", &health), body)
 }
 
 impl Site<'_> {

@@ -105,6 +105,63 @@ pub fn render_search(format: Format, query: &str, stories: &[StoryView], base_ur
     }
 }
 
+/// The sources' health events (newest first) as a feed, for sysadmins: one entry per event,
+/// its GUID the event's own URI, linking to the sources page.
+pub fn render_health(format: Format, events: &[crate::store::sources::SourceEvent], base_url: &Url) -> Vec<u8> {
+    let page = under(base_url, "sources");
+    let entries: Vec<EntryView> = events
+        .iter()
+        .map(|e| {
+            let name = clean_text(&e.name, 200);
+            let detail = clean_text(&e.detail, 2000);
+            let what = match e.kind.as_str() {
+                "failing" => "is failing",
+                "recovered" => "recovered",
+                "retired" => "was retired (it will not be polled again)",
+                "moved" => "moved",
+                other => other,
+            };
+            let at = time(e.at);
+            EntryView {
+                id: under(base_url, &format!("sources/health/{}", e.id)),
+                title: if e.name == e.source_id {
+                    format!("{name} {what}")
+                } else {
+                    format!("{name} ({}) {what}", clean_text(&e.source_id, 200))
+                },
+                link: page.clone(),
+                content_html: format!(
+                    "<p>Source <code>{}</code> ({}) {what}: {}</p>",
+                    escape_html(&clean_text(&e.source_id, 200)),
+                    escape_html(&name),
+                    escape_html(&detail)
+                ),
+                published: at,
+                updated: at,
+                authors: Vec::new(),
+                tags: vec![e.kind.clone()],
+                outlet: String::new(),
+                outlet_feed: None,
+                others: Vec::new(),
+            }
+        })
+        .collect();
+    let feed = FeedView {
+        title: "Source health".to_string(),
+        description: "Sources that started failing, recovered, were retired or moved: from newsdesk".to_string(),
+        home_page_url: page.clone(),
+        feed_url: under(base_url, &format!("sources/health.{}", format.ext())),
+        id: under(base_url, "sources/health"),
+        updated: entries.iter().map(|e| e.updated).max().unwrap_or_default(),
+        entries,
+    };
+    match format {
+        Format::Rss => rss::render(&feed),
+        Format::Atom => atom::render(&feed),
+        Format::Json => jsonfeed::render(&feed),
+    }
+}
+
 /// The query string of a search for `query`.
 pub fn search_query(query: &str) -> String {
     let enc: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();

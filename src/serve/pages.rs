@@ -171,6 +171,33 @@ pub(super) async fn sources(State(state): State<Arc<AppState>>, headers: HeaderM
     }
 }
 
+/// Health events the health feed shows.
+pub const HEALTH_ENTRIES: usize = 50;
+
+/// `/sources/health.{rss,atom,json}`: the sources' health events as a feed.
+pub(super) async fn health(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    count();
+    let config = state.config();
+    let Some(format) = file.strip_prefix("health.").and_then(Format::from_ext) else {
+        return not_found(&config, "The health feed is /sources/health.rss, .atom or .json.");
+    };
+    let base = config.daemon.base_url.clone();
+    let built = state
+        .read(move |conn| {
+            let events = crate::store::sources::events(conn, HEALTH_ENTRIES)?;
+            Ok(crate::render::render_health(format, &events, &base))
+        })
+        .await;
+    match built {
+        Ok(body) => respond(&Rendered::new(body, Kind::Feed(format), None, unix_now(), None), &headers),
+        Err(e) => internal(e),
+    }
+}
+
 /// The first value of query parameter `name` (form-decoded).
 pub(super) fn param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())

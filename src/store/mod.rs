@@ -87,6 +87,8 @@ pub struct Writer {
     /// When the last settle ran, and how long it took (the next waits [`SETTLE_EVERY`] or
     /// [`SETTLE_COST_FACTOR`] times as long, whichever is longer).
     last_settle: Option<(std::time::Instant, std::time::Duration)>,
+    /// Consecutive failures after which a source counts as failing (`failing_after`).
+    pub(crate) failing_after: i64,
     /// Search index writes of the jobs of the open group transaction, made before it commits
     /// (see [`search::Batch`]; a poll in a transaction of its own makes them itself).
     search: search::Batch,
@@ -198,6 +200,12 @@ impl Writer {
         let pages = bytes.map_or(i64::from(u32::MAX) * 4, |b| (b as i64 / page.max(512)).max(1));
         self.conn.pragma_update(None, "max_page_count", pages)?;
         Ok(())
+    }
+
+    /// Sets after how many consecutive failures a source counts as failing (see
+    /// [`sources::SourceEvent`]).
+    pub fn set_failing_after(&mut self, n: u32) {
+        self.failing_after = i64::from(n.max(1));
     }
 
     /// Drops the in-memory story state; the next [`Writer::parts`] rebuilds it from the rows.
@@ -314,6 +322,7 @@ impl Store {
             settle_due: false,
             last_settle: None,
             search: search::Batch::default(),
+            failing_after: 3,
         };
         thread::Builder::new()
             .name("db-writer".into())

@@ -23,6 +23,8 @@ pub fn prune(w: &mut Writer, cutoff: DateTime<Utc>) -> rusqlite::Result<usize> {
         params![cut, now],
     )?;
     super::search::remove_published_before(&tx, cut)?;
+    // Health events as old as the items go with them.
+    tx.execute("DELETE FROM source_events WHERE at < ?1", [cut])?;
     tx.execute("DELETE FROM appearances WHERE item_id IN (SELECT id FROM items WHERE published < ?1)", [cut])?;
     let n = tx.execute("DELETE FROM items WHERE published < ?1", [cut])?;
     // Stories left without items go; redirects into them go too.

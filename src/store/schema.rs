@@ -118,6 +118,21 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: Some(backfill_search),
     },
+    // 5: source health events (the health feed): a source started failing, recovered, was
+    // retired or moved. Appended by the poll that caused them, in its transaction.
+    Migration {
+        sql: r#"
+    CREATE TABLE source_events (
+        id        INTEGER PRIMARY KEY,
+        source_id TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        kind      TEXT NOT NULL,      -- failing | recovered | retired | moved
+        detail    TEXT NOT NULL
+    );
+    CREATE INDEX source_events_at ON source_events(at);
+    "#,
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.

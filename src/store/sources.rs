@@ -188,6 +188,7 @@ pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestC
 fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -> rusqlite::Result<IngestCounts> {
     // Only new content needs the story engine (rebuilt from the rows on first use): a 304 or
     // an error must not pay for that.
+    let failing_after = w.failing_after;
     let (conn, mut engine) = if matches!(rec.result, PollResult::Content { .. }) {
         let (c, e) = w.parts(rec.now.timestamp())?;
         (c, Some(e))
@@ -204,8 +205,35 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -
     let now = rec.now.timestamp();
     let next_due = rec.next_due.timestamp();
     let mut counts = IngestCounts::default();
+    // The state before this poll, for the health events it may cause.
+    let before: Option<(i64, String, String)> = tx
+        .prepare_cached("SELECT failures, status, url FROM sources WHERE id = ?1")?
+        .query_row([&rec.source_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let (failures_before, status_before, url_before) = before.unwrap_or((0, String::new(), String::new()));
+    let event = |kind: &str, detail: String| -> rusqlite::Result<()> {
+        tx.prepare_cached("INSERT INTO source_events (source_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![rec.source_id, now, kind, detail])?;
+        Ok(())
+    };
     if let Some(url) = &rec.moved_to {
+        if *url != url_before {
+            event("moved", format!("moved permanently from {url_before} to {url}"))?;
+        }
         tx.execute("UPDATE sources SET url = ?2 WHERE id = ?1", params![rec.source_id, url])?;
+    }
+    match &rec.result {
+        PollResult::Failed { message, retire, .. } => {
+            if *retire && status_before != "retired" {
+                event("retired", message.clone())?;
+            } else if !*retire && failures_before + 1 == failing_after {
+                event("failing", format!("{message} ({failing_after} failures in a row)"))?;
+            }
+        }
+        _ if failures_before >= failing_after => {
+            event("recovered", format!("polled fine again after {failures_before} failures in a row"))?;
+        }
+        _ => {}
     }
     match &rec.result {
         PollResult::Content { feed, features, validators, http_status } => {
@@ -298,4 +326,41 @@ impl std::ops::Deref for Tx<'_> {
             Tx::Nested(s) => s,
         }
     }
+}
+
+/// What happened to a source's health, for the health feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceEvent {
+    /// Row id: the entry's stable identity.
+    pub id: i64,
+    /// The source.
+    pub source_id: String,
+    /// Its display name (configured title, else the feed's, else the id).
+    pub name: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// `failing`, `recovered`, `retired` or `moved`.
+    pub kind: String,
+    /// The error, or where it moved.
+    pub detail: String,
+}
+
+/// The latest `limit` health events, newest first.
+pub fn events(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<SourceEvent>> {
+    let mut q = conn.prepare_cached(
+        "SELECT e.id, e.source_id, COALESCE(s.title, s.feed_title, e.source_id), e.at, e.kind, e.detail
+         FROM source_events e LEFT JOIN sources s ON s.id = e.source_id
+         ORDER BY e.id DESC LIMIT ?1",
+    )?;
+    let rows = q.query_map([limit as i64], |r| {
+        Ok(SourceEvent {
+            id: r.get(0)?,
+            source_id: r.get(1)?,
+            name: r.get(2)?,
+            at: r.get(3)?,
+            kind: r.get(4)?,
+            detail: r.get(5)?,
+        })
+    })?;
+    rows.collect()
 }
