@@ -601,6 +601,19 @@ fn tracing_subscriber_filter_ok(level: &str) -> bool {
     matches!(level, "error" | "warn" | "info" | "debug" | "trace" | "off")
 }
 
+/// A duration the way feeds.toml writes it: `30d`, `6h`, `15m`, `45s` (the largest unit that
+/// divides it).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".to_string(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Parses a source URL: http(s) with a host, or `file://`.
 pub fn parse_source_url(s: &str) -> Result<Url, String> {
     let u = Url::parse(s).map_err(|e| format!("{s:?} is not a valid URL: {e}"))?;

@@ -42,6 +42,8 @@ pub enum Outcome {
         counts: IngestCounts,
         /// Items dropped by the per-feed cap.
         dropped: usize,
+        /// Items left out as older than `retention`, and that retention.
+        past_retention: (usize, Duration),
     },
     /// 304 Not Modified.
     NotModified,
@@ -55,12 +57,15 @@ impl std::fmt::Display for PollReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = self.elapsed.as_millis();
         match &self.outcome {
-            Outcome::Stored { counts, dropped } => {
+            Outcome::Stored { counts, dropped, past_retention: (old, retention) } => {
                 write!(
                     f,
                     "{}: {} new, {} updated, {} unchanged",
                     self.source_id, counts.new, counts.updated, counts.unchanged
                 )?;
+                if *old > 0 {
+                    write!(f, ", {old} past retention ({})", crate::config::format_duration(*retention))?;
+                }
                 if counts.linked > 0 {
                     write!(f, " ({} already known from other sources)", counts.linked)?;
                 }
@@ -170,7 +175,9 @@ impl Poller {
                             // Yield to the writer every poll ends in (see `priority`).
                             crate::priority::at_least(crate::priority::PARSE_NICE);
                             let mut feed = crate::parse::parse_feed(&body, ct.as_deref(), &base, max_items, now)?;
+                            let listed = feed.items.len();
                             feed.items.retain(|i| i.published.is_none_or(|p| p >= cutoff));
+                            feed.past_retention = listed - feed.items.len();
                             let outlet =
                                 configured_title.or_else(|| feed.title.clone()).unwrap_or_else(|| source_id.clone());
                             let features = feed
@@ -249,8 +256,13 @@ impl Poller {
             hint.map(|h| h.min(self.config.daemon.max_interval)),
             skip,
         );
-        let outcome_of = |r: &PollResult, counts: IngestCounts| match r {
-            PollResult::Content { feed, .. } => Outcome::Stored { counts, dropped: feed.items_dropped },
+        let retention = self.config.daemon.retention;
+        let outcome_of = move |r: &PollResult, counts: IngestCounts| match r {
+            PollResult::Content { feed, .. } => Outcome::Stored {
+                counts,
+                dropped: feed.items_dropped,
+                past_retention: (feed.past_retention, retention),
+            },
             PollResult::NotModified { .. } => Outcome::NotModified,
             PollResult::Failed { message, .. } => Outcome::Failed(message.clone()),
         };
@@ -278,8 +290,10 @@ impl Poller {
         };
         match &outcome {
             Outcome::Failed(e) => tracing::warn!(source = %id, url = %url, error = %e, "poll failed"),
-            Outcome::Stored { counts, .. } if counts.new + counts.updated > 0 => {
-                tracing::info!(source = %id, new = counts.new, updated = counts.updated, "stored")
+            Outcome::Stored { counts, past_retention: (old, retention), .. }
+                if counts.new + counts.updated > 0 || *old > 0 =>
+            {
+                tracing::info!(source = %id, new = counts.new, updated = counts.updated, past_retention = old, retention = %crate::config::format_duration(*retention), "stored")
             }
             _ => tracing::debug!(source = %id, "unchanged"),
         }

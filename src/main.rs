@@ -240,6 +240,7 @@ fn fetch(config: Config, ids: Vec<String>, force: bool) -> anyhow::Result<ExitCo
     let total = selected.len();
     let tty = std::io::stderr().is_terminal();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let retention = config.daemon.retention;
     let poller = Poller::new(Arc::new(config), store)?;
     let reports = rt.block_on(poller.poll_many(selected, force || !ids.is_empty(), move |r| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -266,19 +267,25 @@ fn fetch(config: Config, ids: Vec<String>, force: bool) -> anyhow::Result<ExitCo
     }
     finish.checkpoint_now();
     let mut stdout = std::io::stdout().lock();
-    let (mut new, mut updated, mut failed) = (0, 0, 0);
+    let (mut new, mut updated, mut failed, mut old) = (0, 0, 0, 0);
     for r in &reports {
         writeln!(stdout, "{r}")?;
         match &r.outcome {
-            Outcome::Stored { counts, .. } => {
+            Outcome::Stored { counts, past_retention, .. } => {
                 new += counts.new;
                 updated += counts.updated;
+                old += past_retention.0;
             }
             Outcome::Failed(_) => failed += 1,
             _ => {}
         }
     }
-    writeln!(stdout, "{} sources polled: {new} new, {updated} updated, {failed} failed", reports.len())?;
+    let past = if old > 0 {
+        format!(", {old} past retention ({})", newsdesk::config::format_duration(retention))
+    } else {
+        String::new()
+    };
+    writeln!(stdout, "{} sources polled: {new} new, {updated} updated, {failed} failed{past}", reports.len())?;
     // Some failures are normal on the internet; only "nothing worked at all" is an error.
     Ok(if failed > 0 && failed == reports.len() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -301,7 +308,11 @@ fn list_sources(config: &Config) -> anyhow::Result<ExitCode> {
         rows.push(vec![
             s.id.clone(),
             status,
-            st.items.to_string(),
+            if st.past_retention > 0 {
+                format!("{} (+{} past retention)", st.items, st.past_retention)
+            } else {
+                st.items.to_string()
+            },
             st.last_poll.map(|t| ago(now - t)).unwrap_or_else(|| "never".into()),
             st.next_due
                 .map(|t| if t <= now { "now".into() } else { format!("in {}", span(t - now)) })

@@ -44,4 +44,7 @@ pub struct Feed {
     pub items: Vec<Item>,
     /// How many items were dropped because the feed exceeded the per-feed item cap.
     pub items_dropped: usize,
+    /// How many items were left out because they are older than `retention` (they would be
+    /// pruned at once).
+    pub past_retention: usize,
 }

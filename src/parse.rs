@@ -587,6 +587,7 @@ fn convert(f: feed_rs::model::Feed, base: &Url, max_items: usize, now: DateTime<
         skip: Default::default(),
         items,
         items_dropped: total.saturating_sub(max_items),
+        past_retention: 0,
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{rss_dated, Desk, Reply, TestServer};
+use common::{rss_dated, simple_feed, simple_feed_dated, Desk, Reply, TestServer};
 use newsdesk::store::{retention, Store};
 
 #[test]
@@ -36,4 +36,34 @@ fn pruned_items_leave_tombstones_and_space_is_returned() {
     let out = d.fetch(&[]);
     assert!(out.contains("u: 0 new"), "{out}");
     assert_eq!(d.count("SELECT COUNT(*) FROM items"), 0);
+}
+
+#[test]
+fn fetch_says_what_it_left_out_as_past_retention() {
+    let srv = TestServer::start();
+    srv.set("/old.xml", Reply::rss(simple_feed_dated("old", 30, "Mon, 01 Jan 2024 10:00:00 +0000")));
+    srv.set("/mixed.xml", {
+        let mut items = simple_feed_dated("m", 2, "Mon, 01 Jan 2024 10:00:00 +0000");
+        // One recent item beside the two old ones.
+        let recent = simple_feed("fresh", 1);
+        let start = recent.find("<item>").unwrap();
+        let end = recent.rfind("</item>").unwrap() + "</item>".len();
+        items = items.replacen("<item>", &format!("{}<item>", &recent[start..end]), 1);
+        Reply::rss(items)
+    });
+    let desk =
+        Desk::new("past-retention").source("old", &srv.url("/old.xml")).source("mixed", &srv.url("/mixed.xml")).write();
+    let out = desk.run(&["fetch"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("old: 0 new, 0 updated, 0 unchanged, 30 past retention (30d)"), "{stdout}");
+    assert!(stdout.contains("mixed: 1 new, 0 updated, 0 unchanged, 2 past retention (30d)"), "{stdout}");
+    assert!(stdout.contains("2 sources polled: 1 new, 0 updated, 0 failed, 32 past retention (30d)"), "{stdout}");
+    assert!(stderr.contains("past_retention=30") && stderr.contains("retention=30d"), "the log says it: {stderr}");
+    let listed = String::from_utf8_lossy(&desk.run(&["sources"]).stdout).to_string();
+    assert!(listed.contains("0 (+30 past retention)") && listed.contains("1 (+2 past retention)"), "{listed}");
+    // A recent feed says nothing of retention.
+    srv.set("/old.xml", Reply::rss(simple_feed("new", 3)));
+    let stdout = String::from_utf8_lossy(&desk.run(&["fetch", "old"]).stdout).to_string();
+    assert!(stdout.contains("old: 3 new, 0 updated, 0 unchanged [") && !stdout.contains("past retention"), "{stdout}");
 }

@@ -426,7 +426,12 @@ pub fn sources_page(config: &Config, states: &[SourceState], now: i64) -> String
                                 @if let Some(u) = absolute_url(url) { a href=(u) { (page_text(&name, 200)) } } @else { (page_text(&name, 200)) }
                             }
                             td class=(status(*st)) { (status(*st)) }
-                            td { (st.map(|x| x.items).unwrap_or(0)) }
+                            td {
+                                (st.map(|x| x.items).unwrap_or(0))
+                                @if let Some(old) = st.map(|x| x.past_retention).filter(|&n| n > 0) {
+                                    br; small { "+" (old) " past retention" }
+                                }
+                            }
                             td { (when(st.and_then(|x| x.last_poll))) }
                             td { @if status(*st) == "retired" { "never" } @else { (when(st.and_then(|x| x.next_due))) } }
                             td dir="auto" { (page_text(&st.and_then(|x| x.last_error.clone().or(x.retired_reason.clone())).unwrap_or_default(), 300)) }

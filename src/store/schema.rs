@@ -133,6 +133,8 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: None,
     },
+    // 6: items of the last fetched document left out as older than `retention`.
+    Migration { sql: "ALTER TABLE sources ADD COLUMN past_retention INTEGER NOT NULL DEFAULT 0;", then: None },
 ];
 
 /// The schema version this build writes.

@@ -46,11 +46,13 @@ pub struct SourceState {
     pub items: i64,
     /// The publisher's skipHours/skipDays.
     pub skip: crate::schedule::Skip,
+    /// Items of the last fetched document left out as older than `retention`.
+    pub past_retention: i64,
 }
 
 const STATE_COLUMNS: &str = "s.id, s.url, s.config_url, s.feed_title, s.etag, s.last_modified, s.status, s.http_status,
     s.last_error, s.last_poll, s.last_success, s.next_due, s.failures, s.retry_after, s.retired_reason,
-    (SELECT COUNT(*) FROM appearances a WHERE a.source_id = s.id), s.skip_hours, s.skip_days";
+    (SELECT COUNT(*) FROM appearances a WHERE a.source_id = s.id), s.skip_hours, s.skip_days, s.past_retention";
 
 fn state_from_row(r: &Row) -> rusqlite::Result<SourceState> {
     Ok(SourceState {
@@ -70,6 +72,7 @@ fn state_from_row(r: &Row) -> rusqlite::Result<SourceState> {
         retired_reason: r.get(14)?,
         items: r.get(15)?,
         skip: crate::schedule::Skip { hours: r.get(16)?, days: r.get(17)? },
+        past_retention: r.get(18)?,
     })
 }
 
@@ -260,7 +263,7 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -
                 "UPDATE sources SET status = 'ok', http_status = ?2, last_error = NULL, last_poll = ?3, last_success = ?3,
                         next_due = ?4, failures = 0, retry_after = NULL, etag = ?5, last_modified = ?6,
                         feed_title = COALESCE(?7, feed_title), home_page = COALESCE(?8, home_page), ttl_secs = ?9,
-                        skip_hours = ?10, skip_days = ?11
+                        skip_hours = ?10, skip_days = ?11, past_retention = ?12
                  WHERE id = ?1",
                 params![
                     rec.source_id,
@@ -273,7 +276,8 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -
                     feed.home_page,
                     feed.ttl_minutes.map(|m| i64::from(m) * 60),
                     feed.skip.hours,
-                    feed.skip.days
+                    feed.skip.days,
+                    feed.past_retention as i64
                 ],
             )?;
         }
