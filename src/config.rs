@@ -92,6 +92,7 @@ struct RawDaemon {
     max_interval: Option<Spanned<String>>,
     retention: Option<Spanned<String>>,
     log_level: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +124,9 @@ struct RawTopic {
     include: Vec<Spanned<String>>,
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
+    digest: Option<Spanned<String>>,
+    digest_limit: Option<Spanned<i64>>,
+    timezone: Option<Spanned<String>>,
 }
 
 // ---------------------------------------------------------------- stage 2: validated
@@ -183,6 +187,8 @@ pub struct DaemonConfig {
     pub retention: Duration,
     /// Log filter when `RUST_LOG` is not set.
     pub log_level: String,
+    /// The zone digest periods are counted in, unless a topic names its own.
+    pub timezone: chrono_tz::Tz,
 }
 
 /// One `[[source]]`.
@@ -243,6 +249,10 @@ pub struct TopicConfig {
     pub include: Vec<Keyword>,
     /// None of these may match.
     pub exclude: Vec<Keyword>,
+    /// When this topic's digest periods end (`None`: no digest).
+    pub digest: Option<crate::digest::DigestSchedule>,
+    /// At most this many stories per digest period.
+    pub digest_limit: usize,
 }
 
 impl Config {
@@ -444,6 +454,26 @@ impl Validator<'_> {
             };
             let include = t.include.iter().filter_map(|k| self.keyword(k)).collect();
             let exclude = t.exclude.iter().filter_map(|k| self.keyword(k)).collect();
+            let zone = match &t.timezone {
+                Some(z) => self.timezone(z).unwrap_or(daemon.timezone),
+                None => daemon.timezone,
+            };
+            let digest =
+                t.digest.as_ref().and_then(|d| match crate::digest::DigestSchedule::parse(d.get_ref(), zone) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.err(d.span().start, format!("digest: {e}"));
+                        None
+                    }
+                });
+            let digest_limit = match &t.digest_limit {
+                None => 10,
+                Some(n) if (1..=100).contains(n.get_ref()) => *n.get_ref() as usize,
+                Some(n) => {
+                    self.err(n.span().start, format!("digest_limit: must be between 1 and 100, got {}", n.get_ref()));
+                    10
+                }
+            };
             topics.push(TopicConfig {
                 id: t.id.get_ref().clone(),
                 title: t.title.clone().unwrap_or_else(|| t.id.get_ref().clone()),
@@ -455,6 +485,8 @@ impl Validator<'_> {
                 sources: t.sources.iter().map(|s| s.get_ref().clone()).collect(),
                 include,
                 exclude,
+                digest,
+                digest_limit,
             });
         }
         let web = self.web(raw.web.as_ref().map(|w| w.get_ref()), &topics);
@@ -476,6 +508,22 @@ impl Validator<'_> {
         };
         let title = w.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or("newsdesk").to_string();
         WebConfig { front, title }
+    }
+
+    fn timezone(&mut self, z: &Spanned<String>) -> Option<chrono_tz::Tz> {
+        match z.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                self.err(
+                    z.span().start,
+                    format!(
+                        "timezone: {:?} is not an IANA time zone name (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")",
+                        z.get_ref()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn keyword(&mut self, k: &Spanned<String>) -> Option<Keyword> {
@@ -583,6 +631,7 @@ impl Validator<'_> {
             max_interval: self.duration("max_interval", &d.max_interval, Duration::from_secs(6 * 3600)),
             retention: self.duration("retention", &d.retention, Duration::from_secs(30 * 86400)),
             log_level,
+            timezone: d.timezone.as_ref().and_then(|z| self.timezone(z)).unwrap_or(chrono_tz::Tz::UTC),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! [`strip_xml_forbidden`] and only absolute http(s) URLs are emitted.
 
 pub mod atom;
+pub mod digest;
 pub mod html;
 pub mod jsonfeed;
 pub mod rss;
@@ -212,6 +213,8 @@ pub struct EntryView {
     pub link: String,
     /// Sanitised HTML: the lead's summary, then "Also reported by".
     pub content_html: String,
+    /// A plain-text part, where the entry has one (digests).
+    pub content_text: Option<String>,
     /// Story first seen.
     pub published: DateTime<Utc>,
     /// Story last changed.
@@ -316,6 +319,7 @@ impl EntryView {
             title,
             link,
             content_html: html,
+            content_text: None,
             published: time(s.first_seen),
             updated: time(s.updated.max(s.first_seen)),
             authors,
