@@ -763,6 +763,43 @@ mod tests {
     }
 
     #[test]
+    fn digest_keys_and_their_bad_values() {
+        let c = Config::parse(
+            Path::new("f.toml"),
+            "[daemon]\ntimezone = \"Europe/Berlin\"\n[[topic]]\nid = \"a\"\ndigest = \"daily 07:00\"\n\
+             [[topic]]\nid = \"b\"\ndigest = \"weekly mon 06:30\"\ndigest_limit = 5\ntimezone = \"America/New_York\"\n\
+             [[topic]]\nid = \"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.timezone, chrono_tz::Tz::Europe__Berlin);
+        let (a, b) = (c.topics[0].digest.unwrap(), c.topics[1].digest.unwrap());
+        assert_eq!((a.zone, c.topics[0].digest_limit), (chrono_tz::Tz::Europe__Berlin, 10));
+        assert_eq!((b.zone, c.topics[1].digest_limit), (chrono_tz::Tz::America__New_York, 5));
+        assert_eq!(b.cadence, crate::digest::Cadence::Weekly(chrono::Weekday::Mon));
+        assert!(c.topics[2].digest.is_none());
+        assert_eq!(Config::parse(Path::new("f.toml"), "").unwrap().daemon.timezone, chrono_tz::Tz::UTC);
+
+        let err = |text: &str| Config::parse(Path::new("f.toml"), text).unwrap_err().to_string();
+        let e = err("[[topic]]\nid = \"a\"\ndigest = \"daily 7am\"\n");
+        assert!(e.starts_with("f.toml:3:10: digest: \"daily 7am\""), "{e}");
+        assert!(e.contains("e.g. \"daily 07:00\" or \"weekly mon 07:00\""), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ndigest = \"weekly funday 07:00\"\n");
+        assert!(e.starts_with("f.toml:3:10: digest:") && e.contains("not a weekday"), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ndigest = \"daily 25:00\"\n");
+        assert!(e.starts_with("f.toml:3:10: digest:") && e.contains("24-hour clock"), "{e}");
+        for n in ["0", "101", "-1"] {
+            let e = err(&format!("[[topic]]\nid = \"a\"\ndigest = \"daily 07:00\"\ndigest_limit = {n}\n"));
+            assert_eq!(e, format!("f.toml:4:16: digest_limit: must be between 1 and 100, got {n}"));
+        }
+        let e = err("[daemon]\ntimezone = \"Europe/Berln\"\n");
+        assert!(e.starts_with("f.toml:2:12: timezone: \"Europe/Berln\" is not an IANA time zone name"), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ntimezone = \"Mars/Olympus\"\n");
+        assert!(e.starts_with("f.toml:3:12: timezone: \"Mars/Olympus\""), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ndigest = 7\n");
+        assert!(e.starts_with("f.toml:3:10:"), "{e}");
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("10MiB"), Ok(10 << 20));
         assert_eq!(parse_size("1000"), Ok(1000));
