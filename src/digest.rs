@@ -271,44 +271,38 @@ pub fn insert(conn: &Connection, d: &Digest) -> rusqlite::Result<bool> {
     Ok(n > 0)
 }
 
+const COLUMNS: &str = "topic, period_start, period_end, guid, title, html, text, story_ids, published_at";
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<Digest> {
+    let ids: String = r.get(7)?;
+    Ok(Digest {
+        topic: r.get(0)?,
+        start: r.get(1)?,
+        end: r.get(2)?,
+        guid: r.get(3)?,
+        title: r.get(4)?,
+        html: r.get(5)?,
+        text: r.get(6)?,
+        // Written by us as a JSON array; a damaged cell costs the list, not the entry.
+        story_ids: serde_json::from_str(&ids).unwrap_or_default(),
+        published_at: r.get(8)?,
+    })
+}
+
 /// `topic`'s stored digests, newest period first, at most `limit`.
 pub fn stored(conn: &Connection, topic: &str, limit: usize) -> rusqlite::Result<Vec<Digest>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT topic, period_start, period_end, guid, title, html, text, story_ids, published_at
-         FROM digests WHERE topic = ?1 ORDER BY period_start DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![topic, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-        let ids: String = r.get(7)?;
-        Ok(Digest {
-            topic: r.get(0)?,
-            start: r.get(1)?,
-            end: r.get(2)?,
-            guid: r.get(3)?,
-            title: r.get(4)?,
-            html: r.get(5)?,
-            text: r.get(6)?,
-            // Written by us as a JSON array; a damaged cell costs the list, not the entry.
-            story_ids: serde_json::from_str(&ids).unwrap_or_default(),
-            published_at: r.get(8)?,
-        })
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM digests WHERE topic = ?1 ORDER BY period_start DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![topic, i64::try_from(limit).unwrap_or(i64::MAX)], row)?;
     rows.collect()
 }
 
 /// The stored digest of `topic` starting at `start`, if any.
 pub fn stored_at(conn: &Connection, topic: &str, start: i64) -> rusqlite::Result<Option<Digest>> {
-    let found: Option<i64> = conn
-        .query_row(
-            "SELECT period_start FROM digests WHERE topic = ?1 AND period_start = ?2",
-            params![topic, start],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if found.is_none() {
-        return Ok(None);
-    }
-    let all = stored(conn, topic, usize::MAX)?;
-    Ok(all.into_iter().find(|d| d.start == start))
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM digests WHERE topic = ?1 AND period_start = ?2"))?
+        .query_row(params![topic, start], row)
+        .optional()
 }
 
 /// What changes when a digest of `topic` is added: (rows, latest period start).
