@@ -93,6 +93,7 @@ struct RawDaemon {
     retention: Option<Spanned<String>>,
     log_level: Option<Spanned<String>>,
     failing_after: Option<Spanned<i64>>,
+    timezone: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +125,9 @@ struct RawTopic {
     include: Vec<Spanned<String>>,
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
+    digest: Option<Spanned<String>>,
+    digest_limit: Option<Spanned<i64>>,
+    timezone: Option<Spanned<String>>,
 }
 
 // ---------------------------------------------------------------- stage 2: validated
@@ -187,6 +191,8 @@ pub struct DaemonConfig {
     /// Consecutive failures after which a source counts as failing (the health feed's
     /// "failing" entry, and its "recovered" one when it next succeeds).
     pub failing_after: u32,
+    /// The zone digest periods are counted in, unless a topic names its own.
+    pub timezone: chrono_tz::Tz,
 }
 
 /// One `[[source]]`.
@@ -247,6 +253,10 @@ pub struct TopicConfig {
     pub include: Vec<Keyword>,
     /// None of these may match.
     pub exclude: Vec<Keyword>,
+    /// When this topic's digest periods end (`None`: no digest).
+    pub digest: Option<crate::digest::DigestSchedule>,
+    /// At most this many stories per digest period.
+    pub digest_limit: usize,
 }
 
 impl Config {
@@ -448,6 +458,26 @@ impl Validator<'_> {
             };
             let include = t.include.iter().filter_map(|k| self.keyword(k)).collect();
             let exclude = t.exclude.iter().filter_map(|k| self.keyword(k)).collect();
+            let zone = match &t.timezone {
+                Some(z) => self.timezone(z).unwrap_or(daemon.timezone),
+                None => daemon.timezone,
+            };
+            let digest =
+                t.digest.as_ref().and_then(|d| match crate::digest::DigestSchedule::parse(d.get_ref(), zone) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.err(d.span().start, format!("digest: {e}"));
+                        None
+                    }
+                });
+            let digest_limit = match &t.digest_limit {
+                None => 10,
+                Some(n) if (1..=100).contains(n.get_ref()) => *n.get_ref() as usize,
+                Some(n) => {
+                    self.err(n.span().start, format!("digest_limit: must be between 1 and 100, got {}", n.get_ref()));
+                    10
+                }
+            };
             topics.push(TopicConfig {
                 id: t.id.get_ref().clone(),
                 title: t.title.clone().unwrap_or_else(|| t.id.get_ref().clone()),
@@ -459,6 +489,8 @@ impl Validator<'_> {
                 sources: t.sources.iter().map(|s| s.get_ref().clone()).collect(),
                 include,
                 exclude,
+                digest,
+                digest_limit,
             });
         }
         let web = self.web(raw.web.as_ref().map(|w| w.get_ref()), &topics);
@@ -480,6 +512,22 @@ impl Validator<'_> {
         };
         let title = w.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or("newsdesk").to_string();
         WebConfig { front, title }
+    }
+
+    fn timezone(&mut self, z: &Spanned<String>) -> Option<chrono_tz::Tz> {
+        match z.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                self.err(
+                    z.span().start,
+                    format!(
+                        "timezone: {:?} is not an IANA time zone name (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")",
+                        z.get_ref()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn keyword(&mut self, k: &Spanned<String>) -> Option<Keyword> {
@@ -588,6 +636,7 @@ impl Validator<'_> {
             retention: self.duration("retention", &d.retention, Duration::from_secs(30 * 86400)),
             log_level,
             failing_after: self.positive("failing_after", &d.failing_after, 3).min(1000) as u32,
+            timezone: d.timezone.as_ref().and_then(|z| self.timezone(z)).unwrap_or(chrono_tz::Tz::UTC),
         }
     }
 }
@@ -729,6 +778,43 @@ mod tests {
         let e = Config::parse(Path::new("f.toml"), &format!("[web]\nfront = \"nope\"\n{topics}")).unwrap_err();
         assert_eq!(e.to_string(), "f.toml:2:9: front: no topic \"nope\" (topics: latest, top)");
         assert_eq!(Config::parse(Path::new("f.toml"), "").unwrap().web.front, None);
+    }
+
+    #[test]
+    fn digest_keys_and_their_bad_values() {
+        let c = Config::parse(
+            Path::new("f.toml"),
+            "[daemon]\ntimezone = \"Europe/Berlin\"\n[[topic]]\nid = \"a\"\ndigest = \"daily 07:00\"\n\
+             [[topic]]\nid = \"b\"\ndigest = \"weekly mon 06:30\"\ndigest_limit = 5\ntimezone = \"America/New_York\"\n\
+             [[topic]]\nid = \"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.timezone, chrono_tz::Tz::Europe__Berlin);
+        let (a, b) = (c.topics[0].digest.unwrap(), c.topics[1].digest.unwrap());
+        assert_eq!((a.zone, c.topics[0].digest_limit), (chrono_tz::Tz::Europe__Berlin, 10));
+        assert_eq!((b.zone, c.topics[1].digest_limit), (chrono_tz::Tz::America__New_York, 5));
+        assert_eq!(b.cadence, crate::digest::Cadence::Weekly(chrono::Weekday::Mon));
+        assert!(c.topics[2].digest.is_none());
+        assert_eq!(Config::parse(Path::new("f.toml"), "").unwrap().daemon.timezone, chrono_tz::Tz::UTC);
+
+        let err = |text: &str| Config::parse(Path::new("f.toml"), text).unwrap_err().to_string();
+        let e = err("[[topic]]\nid = \"a\"\ndigest = \"daily 7am\"\n");
+        assert!(e.starts_with("f.toml:3:10: digest: \"daily 7am\""), "{e}");
+        assert!(e.contains("e.g. \"daily 07:00\" or \"weekly mon 07:00\""), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ndigest = \"weekly funday 07:00\"\n");
+        assert!(e.starts_with("f.toml:3:10: digest:") && e.contains("not a weekday"), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ndigest = \"daily 25:00\"\n");
+        assert!(e.starts_with("f.toml:3:10: digest:") && e.contains("24-hour clock"), "{e}");
+        for n in ["0", "101", "-1"] {
+            let e = err(&format!("[[topic]]\nid = \"a\"\ndigest = \"daily 07:00\"\ndigest_limit = {n}\n"));
+            assert_eq!(e, format!("f.toml:4:16: digest_limit: must be between 1 and 100, got {n}"));
+        }
+        let e = err("[daemon]\ntimezone = \"Europe/Berln\"\n");
+        assert!(e.starts_with("f.toml:2:12: timezone: \"Europe/Berln\" is not an IANA time zone name"), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ntimezone = \"Mars/Olympus\"\n");
+        assert!(e.starts_with("f.toml:3:12: timezone: \"Mars/Olympus\""), "{e}");
+        let e = err("[[topic]]\nid = \"a\"\ndigest = 7\n");
+        assert!(e.starts_with("f.toml:3:10:"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Daemon: the long-running wiring. A scheduler task polls each source when it is due
 //! (within the global and per-host limits), the HTTP server answers subscribers, a watchdog
-//! task pings systemd only after the database answers, retention prunes old items, SIGHUP
+//! task pings systemd only after the database answers, retention prunes old items, the
+//! digest task stores each ended digest period ([`crate::digest::run`]), SIGHUP
 //! reloads `feeds.toml`, SIGTERM/SIGINT stop cleanly.
 //!
 //! Next-due times live in the `sources` table, so a restart neither forgets a source nor
@@ -83,6 +84,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
     let retention = tokio::spawn(retention_loop(shared.clone(), stop_rx.clone()));
+    let digests = tokio::spawn(crate::digest::run(store.clone(), shared.config.clone(), stop_rx.clone()));
 
     // READY=1 only once the database is migrated, the scheduler loop has run and the
     // listener is bound.
@@ -101,6 +103,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     }
     watchdog.abort();
     retention.abort();
+    digests.abort();
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e:#}"),
         Err(_) => tracing::warn!("HTTP server did not stop within 5s"),

@@ -21,7 +21,10 @@
 //! - [`model`]: the project's own item model.
 //! - [`metrics`]: process-wide counters for `/metrics`.
 //! - [`select`]: topic filters (sources, tags, keywords, outlets, window) and ranking.
-//! - [`render`]: stories -> RSS 2.0 / Atom 1.0 / JSON Feed 1.1 bytes, and the HTML index.
+//! - [`render`]: stories -> RSS 2.0 / Atom 1.0 / JSON Feed 1.1 bytes, and the HTML index;
+//!   digests as email-ready HTML and feeds (`render::digest`).
+//! - [`digest`]: per-period digests of a topic (periods in a time zone, building once a
+//!   period ended, storing each once), and the daemon task that builds them.
 //! - [`serve`]: HTTP routes, the rendered-bytes cache (ETag, 304, gzip) and its feed builder
 //!   thread, and `sendfile` for large bodies (`serve/sendfile.rs`).
 //! - [`priority`]: thread priorities: the writer first, parsing next, serving last.
@@ -31,6 +34,7 @@
 pub mod config;
 pub mod daemon;
 pub mod dedup;
+pub mod digest;
 pub mod export;
 pub mod fetch;
 pub mod ingest;

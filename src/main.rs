@@ -67,6 +67,16 @@ enum Command {
         #[arg(long, default_value = "rss", value_parser = ["rss", "atom", "json"])]
         format: String,
     },
+    /// Print one digest of a topic (its HTML, then its text part) for the period starting on
+    /// DATE's boundary, default the last ended period; computed from the store when not
+    /// stored yet (never written)
+    Digest {
+        /// Topic id (the topic needs `digest = ...`)
+        topic: String,
+        /// A date like 2026-12-06: the period containing that date's boundary
+        #[arg(long, value_name = "DATE")]
+        period: Option<String>,
+    },
     /// Write the whole site into DIR (every topic feed, the reading pages, the stylesheet and
     /// sources.opml, each with a .gz copy), ready for nginx (`gzip_static on`) or a CDN
     Export {
@@ -162,6 +172,7 @@ fn main() -> ExitCode {
         Command::Stories { explain: Some(id), .. } => explain_story(&config, id),
         Command::Stories { topic, limit, explain: None } => list_stories(&config, topic.as_deref(), limit),
         Command::Render { topic, format } => render_topic(&config, &topic, &format),
+        Command::Digest { topic, period } => print_digest(&config, &topic, period.as_deref()),
         Command::Export { dir } => export(&config, &dir),
         Command::Opml(Opml::Export) => opml_export(&config),
         Command::Opml(Opml::Import { .. }) => Ok(ExitCode::SUCCESS),
@@ -365,6 +376,8 @@ fn list_stories(config: &Config, topic_id: Option<&str>, limit: Option<usize>) -
         sources: Vec::new(),
         include: Vec::new(),
         exclude: Vec::new(),
+        digest: None,
+        digest_limit: 10,
     };
     let mut t = match topic_id {
         Some(id) => topic(config, id)?.clone(),
@@ -412,6 +425,54 @@ fn render_topic(config: &Config, topic_id: &str, format: &str) -> anyhow::Result
         .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
     let bytes = newsdesk::render::render(format, t, &stories, &config.daemon.base_url);
     std::io::stdout().lock().write_all(&bytes)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_digest(config: &Config, topic_id: &str, period: Option<&str>) -> anyhow::Result<ExitCode> {
+    let t = topic(config, topic_id)?;
+    let Some(schedule) = t.digest else {
+        anyhow::bail!(
+            "topic {:?} has no digest: set e.g. digest = \"daily 07:00\" in its [[topic]] in {}",
+            t.id,
+            config.path.display()
+        );
+    };
+    let period = match period {
+        Some(s) => {
+            let date = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                .with_context(|| format!("--period {s:?} is not a date like 2026-12-06"))?;
+            schedule.period_of_date(date)
+        }
+        None => schedule.last_ended(chrono::Utc::now().timestamp()),
+    };
+    let local = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .with_timezone(&schedule.zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    let store = open_store(config)?;
+    let conn = store.reader()?;
+    let stored = newsdesk::digest::stored_at(&conn, &t.id, period.start)
+        .with_context(|| format!("reading the digests of topic {:?}", t.id))?;
+    let (digest, how) = match stored {
+        Some(d) => (Some(d), "stored"),
+        None => (
+            newsdesk::digest::build(&conn, config, t, &period)
+                .with_context(|| format!("building the digest of topic {:?}", t.id))?,
+            "computed from the store, not stored",
+        ),
+    };
+    let span = format!("{}: {} to {}", t.id, local(period.start), local(period.end));
+    match digest {
+        Some(d) => {
+            eprintln!("{span} ({}, {how}): {} stories", period.label(), d.story_ids.len());
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}\n\n{}", d.html, d.text.trim_end())?;
+        }
+        None => eprintln!("{span} ({}): no stories in this period, so no digest", period.label()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

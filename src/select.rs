@@ -103,6 +103,29 @@ pub fn select(
     Ok(stories)
 }
 
+/// The stories `topic` publishes over the fixed range `[start, end)` instead of its sliding
+/// window: its own filter, `min_outlets` and rank (coverage decays as at `end`), at most
+/// `limit`, built only from the items whose story time (the published time, never later
+/// than ingest) falls in the range, so an item dated in a past period counts there.
+pub fn select_range(
+    conn: &rusqlite::Connection,
+    config: &Config,
+    topic: &TopicConfig,
+    start: i64,
+    end: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<StoryView>> {
+    let filter_text = !topic.include.is_empty() || !topic.exclude.is_empty();
+    let items = queries::story_items_between(conn, start, end, filter_text.then_some(MATCH_HTML_CHARS))?;
+    let sources = queries::source_info(conn)?;
+    let mut stories = assemble(items, &sources, config, topic, i64::MIN, end);
+    stories.truncate(limit);
+    for s in &mut stories {
+        s.lead.summary = queries::item_text(conn, s.lead.id)?;
+    }
+    Ok(stories)
+}
+
 /// One story with every item it has, for its full-coverage page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coverage {
@@ -179,6 +202,8 @@ fn everything() -> TopicConfig {
         sources: Vec::new(),
         include: Vec::new(),
         exclude: Vec::new(),
+        digest: None,
+        digest_limit: 10,
     }
 }
 
@@ -190,9 +215,24 @@ pub fn select_from(
     topic: &TopicConfig,
     now: i64,
 ) -> Vec<StoryView> {
+    let since = now.saturating_sub(i64::try_from(topic.window.as_secs()).unwrap_or(i64::MAX));
+    let mut stories = assemble(items, sources, config, topic, since, now);
+    stories.truncate(topic.limit);
+    stories
+}
+
+/// Groups items into stories that pass `topic`'s filter and `min_outlets` with activity
+/// since `since`, ranked best first (not cut to a limit).
+fn assemble(
+    items: Vec<StoryItem>,
+    sources: &HashMap<String, SourceInfo>,
+    config: &Config,
+    topic: &TopicConfig,
+    since: i64,
+    now: i64,
+) -> Vec<StoryView> {
     let filter = TopicFilter::new(config, topic);
     let weights: HashMap<&str, f64> = config.sources.iter().map(|s| (s.id.as_str(), s.weight)).collect();
-    let since = now.saturating_sub(i64::try_from(topic.window.as_secs()).unwrap_or(i64::MAX));
     let mut by_story: HashMap<i64, Vec<StoryItem>> = HashMap::new();
     for it in items {
         by_story.entry(it.story_id).or_default().push(it);
@@ -204,7 +244,6 @@ pub fn select_from(
         .filter(|s| s.outlets.len() >= topic.min_outlets)
         .collect();
     rank(&mut stories);
-    stories.truncate(topic.limit);
     stories
 }
 

@@ -91,6 +91,7 @@ impl AppState {
             builder: Mutex::default(),
             story_pages: RwLock::default(),
             search_pages: RwLock::default(),
+            digests: RwLock::default(),
             changes: tokio::sync::broadcast::channel(CHANGES_QUEUE).0,
             style: std::sync::OnceLock::new(),
             files: match store.path().parent() {
@@ -206,6 +207,8 @@ struct Cache {
     changes: tokio::sync::broadcast::Sender<crate::push::TopicChange>,
     /// Rendered search answers (see `pages`).
     search_pages: RwLock<HashMap<pages::SearchKey, Arc<pages::StoryPage>>>,
+    /// Rendered digest feeds by topic id.
+    digests: RwLock<HashMap<String, Arc<DigestFeeds>>>,
     /// The stylesheet, prepared on first request.
     style: std::sync::OnceLock<Rendered>,
     /// Where rendered bodies get their sendable copies: the database's directory, which the
@@ -234,6 +237,16 @@ struct TopicFeeds {
     stories: Arc<Vec<StoryView>>,
     /// Embeds rendered so far, by `limit` (at most [`render::html::EMBED_MAX`] of them).
     embeds: Mutex<HashMap<usize, Arc<Rendered>>>,
+}
+
+/// One topic's digest feed in every format. Digest rows are only ever added, so the bytes
+/// are rebuilt only when the topic's (row count, latest period) moves; a content change
+/// without a new row costs one small query.
+struct DigestFeeds {
+    version: u64,
+    config: Arc<Config>,
+    signature: (i64, i64),
+    formats: Arc<[Rendered; 3]>,
 }
 
 /// What a cached document is, for its content type and the headers it goes out with.
@@ -403,6 +416,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/", get(pages::front))
         .route("/index.html", get(pages::front))
         .route("/topics/{file}", get(topic))
+        .route("/topics/{id}/{file}", get(digest))
         .route("/stories/{id}", get(pages::story))
         .route("/sources", get(pages::sources))
         .route("/sources/{file}", get(pages::health))
@@ -702,6 +716,64 @@ async fn topic(State(state): State<Arc<AppState>>, req: Request) -> Response {
         },
         Err(e) => internal(e),
     }
+}
+
+/// `/topics/{id}/digest.{rss,atom,json}`: the topic's stored digests.
+async fn digest(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    count();
+    let mut parts = req.uri().path().trim_start_matches("/topics/").splitn(2, '/');
+    let (id, file) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let config = state.config();
+    let Some(topic) = config.topics.iter().find(|t| t.id == id) else {
+        return unknown_topic(&config, id);
+    };
+    let format = file.strip_prefix("digest.").and_then(Format::from_ext);
+    let Some(format) = format else {
+        let body = format!("not found. The digest of topic {id:?} is /topics/{id}/digest.rss, .atom and .json\n");
+        return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", body);
+    };
+    if topic.digest.is_none() {
+        let body = format!(
+            "topic {id:?} has no digest: set e.g. digest = \"daily 07:00\" in its [[topic]] in {}\n",
+            config.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+        );
+        return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", body);
+    }
+    match digest_feeds(&state, &config, topic).await {
+        Ok(feeds) => respond(&feeds.formats[format.index()], req.headers()),
+        Err(e) => internal(e),
+    }
+}
+
+/// The cached digest feeds of `topic`, rebuilt when a digest row was added.
+async fn digest_feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) -> anyhow::Result<Arc<DigestFeeds>> {
+    let version = state.content_version();
+    let current = state.cache.digests.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
+    if let Some(c) = current.as_ref().filter(|c| c.version == version && Arc::ptr_eq(&c.config, config)) {
+        return Ok(c.clone());
+    }
+    let (cfg, t, files) = (config.clone(), topic.clone(), state.cache.files.clone());
+    let built = state
+        .read(move |conn| {
+            let signature = crate::digest::signature(conn, &t.id)
+                .with_context(|| format!("reading the digests of topic {:?}", t.id))?;
+            if let Some(c) = current.as_ref().filter(|c| c.signature == signature && Arc::ptr_eq(&c.config, &cfg)) {
+                return Ok(DigestFeeds { version, config: cfg, signature, formats: c.formats.clone() });
+            }
+            let digests = crate::digest::stored(conn, &t.id, crate::digest::FEED_ENTRIES)
+                .with_context(|| format!("reading the digests of topic {:?}", t.id))?;
+            let now = unix_now();
+            let formats = Format::ALL.map(|f| {
+                let body = render::digest::render(f, &t, &digests, &cfg.daemon.base_url);
+                let previous = current.as_ref().map(|c| &c.formats[f.index()]);
+                Rendered::new(body, Kind::Feed(f), previous, now, Some(&files))
+            });
+            Ok(DigestFeeds { version, config: cfg, signature, formats: Arc::new(formats) })
+        })
+        .await?;
+    let built = Arc::new(built);
+    state.cache.digests.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
+    Ok(built)
 }
 
 fn unknown_topic(config: &Config, id: &str) -> Response {

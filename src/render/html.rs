@@ -33,7 +33,7 @@ pub const EMBED_DEFAULT: usize = 5;
 pub const EMBED_MAX: usize = 20;
 
 /// Characters of a summary shown under a headline (cut back to a sentence end).
-const SUMMARY_CHARS: usize = 280;
+pub(crate) const SUMMARY_CHARS: usize = 280;
 
 /// The stylesheet's path under the base path: named by a hash of its bytes, so it can be
 /// cached for a year and a new release is fetched at once.

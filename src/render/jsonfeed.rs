@@ -21,13 +21,15 @@ struct JsonItem<'a> {
     url: &'a str,
     title: &'a str,
     content_html: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_text: Option<&'a str>,
     date_published: String,
     date_modified: String,
     authors: Vec<Author<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tags: Vec<&'a str>,
-    #[serde(rename = "_newsdesk")]
-    newsdesk: Extension<'a>,
+    #[serde(rename = "_newsdesk", skip_serializing_if = "Option::is_none")]
+    newsdesk: Option<Extension<'a>>,
 }
 
 #[derive(Serialize)]
@@ -58,16 +60,18 @@ pub fn render(feed: &FeedView) -> Vec<u8> {
             url: &e.link,
             title: &e.title,
             content_html: &e.content_html,
+            content_text: e.content_text.as_deref(),
             date_published: e.published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             date_modified: e.updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             authors: e.authors.iter().map(|a| Author { name: a }).collect(),
             tags: e.tags.iter().map(String::as_str).collect(),
-            newsdesk: Extension {
+            // Digest entries (the ones with a text part) have no lead outlet of their own.
+            newsdesk: e.content_text.is_none().then(|| Extension {
                 about: "https://github.com/newsdesk/newsdesk#json-feed",
                 outlets: std::iter::once(OutletRef { name: &e.outlet, url: Some(&e.link) })
                     .chain(e.others.iter().map(|(name, url)| OutletRef { name, url: url.as_deref() }))
                     .collect(),
-            },
+            }),
         })
         .collect();
     let doc = JsonFeed {

@@ -10,6 +10,7 @@
 //! [`strip_xml_forbidden`] and only absolute http(s) URLs are emitted.
 
 pub mod atom;
+pub mod digest;
 pub mod html;
 pub mod jsonfeed;
 pub mod rss;
@@ -143,6 +144,7 @@ pub fn render_health(format: Format, events: &[crate::store::sources::SourceEven
                 outlet: String::new(),
                 outlet_feed: None,
                 others: Vec::new(),
+                content_text: Some(format!("Source {} ({name}) {what}: {detail}", e.source_id)),
             }
         })
         .collect();
@@ -269,6 +271,8 @@ pub struct EntryView {
     pub link: String,
     /// Sanitised HTML: the lead's summary, then "Also reported by".
     pub content_html: String,
+    /// A plain-text part, where the entry has one (digests).
+    pub content_text: Option<String>,
     /// Story first seen.
     pub published: DateTime<Utc>,
     /// Story last changed.
@@ -373,6 +377,7 @@ impl EntryView {
             title,
             link,
             content_html: html,
+            content_text: None,
             published: time(s.first_seen),
             updated: time(s.updated.max(s.first_seen)),
             authors,

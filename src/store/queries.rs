@@ -60,6 +60,21 @@ pub fn story_items_since(conn: &Connection, since: i64, text: Option<usize>) -> 
     rows.collect()
 }
 
+/// The items whose clustering time falls in `[start, end)`, and only those (not the rest of
+/// their stories): a digest period's stories as they were within the period, whatever
+/// their stories did later. Text as in [`story_items_since`].
+pub fn story_items_between(
+    conn: &Connection,
+    start: i64,
+    end: i64,
+    text: Option<usize>,
+) -> rusqlite::Result<Vec<StoryItem>> {
+    let sql = item_query(text, "i.story_time >= ?1 AND i.story_time < ?2 AND i.story_id IS NOT NULL");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([start, end], story_item)?;
+    rows.collect()
+}
+
 /// Every item of the live story `story` (not following merges: pass a resolved id), with
 /// the first `text` characters of their summary (else content) when asked.
 pub fn items_of_story(conn: &Connection, story: i64, text: Option<usize>) -> rusqlite::Result<Vec<StoryItem>> {

@@ -135,6 +135,25 @@ const MIGRATIONS: &[Migration] = &[
     },
     // 6: items of the last fetched document left out as older than `retention`.
     Migration { sql: "ALTER TABLE sources ADD COLUMN past_retention INTEGER NOT NULL DEFAULT 0;", then: None },
+    // 7: digests (see `crate::digest`): one row per topic and ended period that had stories,
+    // written once and never rewritten, so a newsletter tool sees each period exactly once.
+    Migration {
+        sql: r#"
+    CREATE TABLE digests (
+        topic         TEXT NOT NULL,
+        period_start  INTEGER NOT NULL,   -- unix seconds, inclusive
+        period_end    INTEGER NOT NULL,   -- unix seconds, exclusive
+        guid          TEXT NOT NULL,
+        title         TEXT NOT NULL,
+        html          TEXT NOT NULL,      -- email-ready: inline styles only
+        text          TEXT NOT NULL,      -- the plain-text part
+        story_ids     TEXT NOT NULL,      -- JSON array, best first
+        published_at  INTEGER NOT NULL,   -- the period's end
+        PRIMARY KEY (topic, period_start)
+    ) WITHOUT ROWID;
+    "#,
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.
