@@ -84,9 +84,11 @@ impl Format {
     }
 }
 
-/// Renders `stories` of `topic` in `format`.
-pub fn render(format: Format, topic: &TopicConfig, stories: &[StoryView], base_url: &Url) -> Vec<u8> {
-    let feed = FeedView::new(topic, stories, base_url, format);
+/// Renders `stories` of `topic` in `format`, naming `hubs` as its WebSub hubs (none: the
+/// document has no hub links at all).
+pub fn render(format: Format, topic: &TopicConfig, stories: &[StoryView], base_url: &Url, hubs: &[String]) -> Vec<u8> {
+    let mut feed = FeedView::new(topic, stories, base_url, format);
+    feed.hubs = hubs.to_vec();
     match format {
         Format::Rss => rss::render(&feed),
         Format::Atom => atom::render(&feed),
@@ -194,6 +196,8 @@ pub struct FeedView {
     pub home_page_url: String,
     /// This document's own URL.
     pub feed_url: String,
+    /// WebSub hubs to name (`rel="hub"`); empty for none.
+    pub hubs: Vec<String>,
     /// Feed id for Atom (the topic's URL without a format).
     pub id: String,
     /// Latest change of any entry (the epoch for an empty feed, so bytes stay deterministic).
@@ -239,6 +243,7 @@ impl FeedView {
             title,
             home_page_url: base_dir(base_url).to_string(),
             feed_url: feed_url(base_url, &topic.id, format),
+            hubs: Vec::new(),
             id: under(base_url, &format!("topics/{}", topic.id)),
             updated,
             entries,
@@ -258,6 +263,7 @@ impl FeedView {
             description: format!("Stories matching \u{201c}{q}\u{201d}: merged news from newsdesk"),
             home_page_url: under(base_url, &format!("search?{params}")),
             feed_url: under(base_url, &format!("search.{}?{params}", format.ext())),
+            hubs: Vec::new(),
             id: under(base_url, &format!("search?{params}")),
             updated,
             entries,
