@@ -66,6 +66,24 @@ pub struct RawConfig {
     topic: Vec<Spanned<RawTopic>>,
     #[serde(default)]
     web: Option<Spanned<RawWeb>>,
+    #[serde(default)]
+    websub: Option<Spanned<RawWebsub>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebsub {
+    #[serde(default)]
+    hubs: Vec<Spanned<String>>,
+    serve_hub: Option<bool>,
+    #[serde(default)]
+    allow_networks: Vec<Spanned<String>>,
+    lease_min: Option<Spanned<String>>,
+    lease_max: Option<Spanned<String>>,
+    max_subscriptions: Option<Spanned<i64>>,
+    timeout: Option<Spanned<String>>,
+    retry: Option<Spanned<String>>,
+    attempts: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -145,7 +163,35 @@ pub struct Config {
     pub topics: Vec<TopicConfig>,
     /// `[web]`: the reading pages.
     pub web: WebConfig,
+    /// `[websub]`: hubs to ping and our own hub (`None`: no section, feeds name no hub).
+    pub websub: Option<WebsubConfig>,
 }
+
+/// `[websub]` settings with defaults applied.
+#[derive(Debug, Clone)]
+pub struct WebsubConfig {
+    /// External hubs pinged (`hub.mode=publish`) when a topic feed changes.
+    pub hubs: Vec<Url>,
+    /// Whether `POST /websub` is our own hub.
+    pub serve_hub: bool,
+    /// Private networks callbacks and hubs may be in (everything else private is refused).
+    pub allow_networks: crate::push::deliver::Networks,
+    /// Shortest lease granted.
+    pub lease_min: Duration,
+    /// Longest lease granted.
+    pub lease_max: Duration,
+    /// Most subscriptions our hub holds.
+    pub max_subscriptions: usize,
+    /// Time budget of one delivery, ping or intent verification.
+    pub timeout: Duration,
+    /// The wait after a first failed attempt (then three times longer each time, at most 1 h).
+    pub retry: Duration,
+    /// Attempts per delivery or ping before it is given up.
+    pub attempts: u32,
+}
+
+/// The lease a subscriber gets when it asks for none.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(86400);
 
 /// `[web]` settings with defaults applied.
 #[derive(Debug, Clone)]
@@ -298,6 +344,17 @@ impl Config {
     /// The source with this id.
     pub fn source(&self, id: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.id == id)
+    }
+
+    /// The hubs topic feeds name (`rel="hub"`): every `[websub] hubs` URL, then our own
+    /// (`{base_url}websub`) when `serve_hub` is on; empty without `[websub]`.
+    pub fn hub_urls(&self) -> Vec<String> {
+        let Some(w) = &self.websub else { return Vec::new() };
+        let mut out: Vec<String> = w.hubs.iter().map(Url::to_string).collect();
+        if w.serve_hub {
+            out.push(crate::render::under(&self.daemon.base_url, "websub"));
+        }
+        out
     }
 }
 
@@ -494,7 +551,48 @@ impl Validator<'_> {
             });
         }
         let web = self.web(raw.web.as_ref().map(|w| w.get_ref()), &topics);
-        Config { path: self.file.to_path_buf(), daemon, sources, topics, web }
+        let websub = raw.websub.as_ref().map(|w| self.websub(w.get_ref()));
+        Config { path: self.file.to_path_buf(), daemon, sources, topics, web, websub }
+    }
+
+    fn websub(&mut self, w: &RawWebsub) -> WebsubConfig {
+        let mut hubs = Vec::new();
+        for h in &w.hubs {
+            match Url::parse(h.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => hubs.push(u),
+                Ok(_) => self.err(h.span().start, format!("hubs: {:?} is not an http(s) URL", h.get_ref())),
+                Err(e) => self.err(h.span().start, format!("hubs: {:?} is not a valid URL: {e}", h.get_ref())),
+            }
+        }
+        let mut allow = Vec::new();
+        for n in &w.allow_networks {
+            match crate::push::deliver::Networks::parse(std::slice::from_ref(n.get_ref())) {
+                Ok(_) => allow.push(n.get_ref().clone()),
+                Err(e) => self.err(n.span().start, format!("allow_networks: {e}")),
+            }
+        }
+        let allow_networks = crate::push::deliver::Networks::parse(&allow).unwrap_or_default();
+        let lease_min = self.duration("lease_min", &w.lease_min, Duration::from_secs(3600));
+        let lease_max = self.duration("lease_max", &w.lease_max, Duration::from_secs(10 * 86400));
+        if lease_min > lease_max {
+            let at = w.lease_min.as_ref().or(w.lease_max.as_ref()).map(|s| s.span().start).unwrap_or(0);
+            self.err(
+                at,
+                format!("lease_min ({}s) is longer than lease_max ({}s)", lease_min.as_secs(), lease_max.as_secs()),
+            );
+        }
+        let attempts = self.positive("attempts", &w.attempts, crate::push::deliver::MAX_ATTEMPTS as usize);
+        WebsubConfig {
+            hubs,
+            serve_hub: w.serve_hub.unwrap_or(false),
+            allow_networks,
+            lease_min,
+            lease_max: lease_max.max(lease_min),
+            max_subscriptions: self.positive("max_subscriptions", &w.max_subscriptions, 10_000),
+            timeout: self.duration("timeout", &w.timeout, Duration::from_secs(10)),
+            retry: self.duration("retry", &w.retry, Duration::from_secs(10)),
+            attempts: u32::try_from(attempts.min(100)).unwrap_or(100),
+        }
     }
 
     fn web(&mut self, w: Option<&RawWeb>, topics: &[TopicConfig]) -> WebConfig {
@@ -815,6 +913,46 @@ mod tests {
         assert!(e.starts_with("f.toml:3:12: timezone: \"Mars/Olympus\""), "{e}");
         let e = err("[[topic]]\nid = \"a\"\ndigest = 7\n");
         assert!(e.starts_with("f.toml:3:10:"), "{e}");
+    }
+
+    #[test]
+    fn websub_keys_have_defaults_and_bad_values_point_at_their_place() {
+        let c = Config::parse(Path::new("f.toml"), "").unwrap();
+        assert!(c.websub.is_none() && c.hub_urls().is_empty());
+        let c =
+            Config::parse(Path::new("f.toml"), "[daemon]\nbase_url = \"https://n.example/desk/\"\n[websub]\n").unwrap();
+        let w = c.websub.as_ref().unwrap();
+        assert!(w.hubs.is_empty() && !w.serve_hub && w.max_subscriptions == 10_000 && w.attempts == 8);
+        assert_eq!((w.lease_min.as_secs(), w.lease_max.as_secs()), (3600, 10 * 86400));
+        assert_eq!((w.timeout.as_secs(), w.retry.as_secs()), (10, 10));
+        assert!(c.hub_urls().is_empty());
+        let text = "[daemon]\nbase_url = \"https://n.example/desk/\"\n[websub]\nhubs = [\"https://hub.example/\"]\nserve_hub = true\nallow_networks = [\"127.0.0.0/8\"]\nlease_min = \"1m\"\nlease_max = \"1d\"\nmax_subscriptions = 5\ntimeout = \"2s\"\nretry = \"1s\"\nattempts = 3\n";
+        let c = Config::parse(Path::new("f.toml"), text).unwrap();
+        let w = c.websub.as_ref().unwrap();
+        assert!(w.serve_hub && w.allow_networks.contains("127.0.0.1".parse().unwrap()));
+        assert_eq!((w.lease_min.as_secs(), w.lease_max.as_secs(), w.max_subscriptions), (60, 86400, 5));
+        assert_eq!((w.timeout.as_secs(), w.retry.as_secs(), w.attempts), (2, 1, 3));
+        assert_eq!(c.hub_urls(), ["https://hub.example/", "https://n.example/desk/websub"]);
+        for (bad, want) in [
+            ("hubs = [\"ftp://hub.example/\"]", "f.toml:2:9: hubs: \"ftp://hub.example/\" is not an http(s) URL"),
+            ("hubs = [\"nope\"]", "f.toml:2:9: hubs: \"nope\" is not a valid URL"),
+            ("allow_networks = [\"10.0.0.0/40\"]", "f.toml:2:19: allow_networks: \"10.0.0.0/40\": the prefix length"),
+            ("allow_networks = [\"lan\"]", "f.toml:2:19: allow_networks: \"lan\" is not an IP network"),
+            ("lease_min = \"11d\"", "f.toml:2:13: lease_min (950400s) is longer than lease_max (864000s)"),
+            ("lease_min = \"soon\"", "f.toml:2:13: lease_min: "),
+            ("lease_max = \"0s\"", "f.toml:2:13: lease_max: "),
+            ("max_subscriptions = 0", "f.toml:2:21: max_subscriptions: must be at least 1"),
+            ("timeout = \"x\"", "f.toml:2:11: timeout: "),
+            ("retry = \"5\"", "f.toml:2:9: retry: "),
+            ("attempts = -1", "f.toml:2:12: attempts: must be at least 1"),
+            ("serve_hub = \"yes\"", "f.toml:2:13: invalid type"),
+            ("hub = []", "f.toml:2:1: unknown field `hub`"),
+        ] {
+            let e = Config::parse(Path::new("f.toml"), &format!("[websub]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{bad}: {e}");
+        }
+        let e = Config::parse(Path::new("f.toml"), "[websub]\nlease_max = \"30m\"\n").unwrap_err().to_string();
+        assert!(e.contains("lease_min (3600s) is longer than lease_max (1800s)"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! (within the global and per-host limits), the HTTP server answers subscribers, a watchdog
 //! task pings systemd only after the database answers, retention prunes old items, the
 //! digest task stores each ended digest period ([`crate::digest::run`]), SIGHUP
-//! reloads `feeds.toml`, SIGTERM/SIGINT stop cleanly.
+//! reloads `feeds.toml`, SIGTERM/SIGINT stop cleanly. With `[websub]`, a push task
+//! (`crate::push::websub`) follows the served topics' changes.
 //!
 //! Next-due times live in the `sources` table, so a restart neither forgets a source nor
 //! polls them all at once: sources that fell due while the daemon was down are spread over
@@ -125,7 +126,16 @@ async fn start_server(
         .await
         .with_context(|| format!("binding the HTTP listener on {}", config.daemon.listen))?;
     tracing::info!(listen = %config.daemon.listen, "serving HTTP");
-    let state = crate::serve::AppState::new(shared.store.clone(), shared.config.clone(), shared.heartbeat.clone());
+    let mut state = crate::serve::AppState::new(shared.store.clone(), shared.config.clone(), shared.heartbeat.clone());
+    if let Some(w) = config.websub.as_ref().filter(|w| w.serve_hub || !w.hubs.is_empty()) {
+        let websub = crate::push::websub::WebSub::new(shared.store.clone(), shared.config.clone(), w.clone())
+            .context("starting WebSub")?;
+        let websub = Arc::new(websub);
+        state.websub = Some(websub.clone());
+        // Subscribed before serving starts, so no change goes unseen.
+        tokio::spawn(websub.run(state.topic_changes(), stop.clone()));
+        tracing::info!(hubs = w.hubs.len(), serve_hub = w.serve_hub, "WebSub on");
+    }
     Ok(tokio::spawn(crate::serve::run(listener, state, stopped(stop))))
 }
 

@@ -46,11 +46,12 @@ pub fn export(conn: &Connection, config: &Config, dir: &Path, now: i64) -> anyho
     };
     let mut selected = Vec::with_capacity(config.topics.len());
     let mut front = None;
+    let hubs = config.hub_urls();
     for topic in &config.topics {
         let stories = crate::select::select(conn, config, topic, now)
             .with_context(|| format!("selecting the stories of topic {:?}", topic.id))?;
         for f in Format::ALL {
-            let body = render::render(f, topic, &stories, &config.daemon.base_url);
+            let body = render::render(f, topic, &stories, &config.daemon.base_url, &hubs);
             write(topics_dir.join(format!("{}.{}", topic.id, f.ext())), &body)?;
         }
         write(

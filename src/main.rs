@@ -423,7 +423,7 @@ fn render_topic(config: &Config, topic_id: &str, format: &str) -> anyhow::Result
     let store = open_store(config)?;
     let stories = newsdesk::select::select(&store.reader()?, config, t, chrono::Utc::now().timestamp())
         .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
-    let bytes = newsdesk::render::render(format, t, &stories, &config.daemon.base_url);
+    let bytes = newsdesk::render::render(format, t, &stories, &config.daemon.base_url, &config.hub_urls());
     std::io::stdout().lock().write_all(&bytes)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -32,7 +32,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use rusqlite::Connection;
 
@@ -78,6 +78,8 @@ pub struct AppState {
     pub config: Arc<RwLock<Arc<Config>>>,
     /// Unix seconds of the scheduler's last tick (0: not started yet).
     pub heartbeat: Arc<AtomicI64>,
+    /// WebSub pushes, when `[websub]` is configured (`POST /websub` needs `serve_hub`).
+    pub websub: Option<Arc<crate::push::websub::WebSub>>,
     cache: Arc<Cache>,
 }
 
@@ -99,7 +101,7 @@ impl AppState {
                 _ => PathBuf::from("."),
             },
         };
-        AppState { store, config, heartbeat, cache: Arc::new(cache) }
+        AppState { store, config, heartbeat, websub: None, cache: Arc::new(cache) }
     }
 
     /// The running configuration.
@@ -229,6 +231,8 @@ struct TopicFeeds {
     config: Arc<Config>,
     built: Instant,
     formats: [Rendered; 3],
+    /// `Link: <hub>; rel="hub", <self>; rel="self"` per format (`None` without hubs).
+    links: [Option<HeaderValue>; 3],
     /// The topic's page (`/topics/{id}`).
     page: Rendered,
     /// The front page (`/`), when this is the front topic.
@@ -427,6 +431,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/search.json", get(pages::search_json))
         .route("/assets/{file}", get(pages::asset))
         .route("/sources.opml", get(opml))
+        .route("/websub", post(websub))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -650,7 +655,8 @@ fn fast_topic<B>(state: &AppState, req: &hyper::Request<B>) -> Option<Response> 
         match file.rsplit_once('.') {
             Some((id, ext)) => {
                 let format = Format::from_ext(ext)?;
-                respond(&fresh_feeds(state, &config, id)?.formats[format.index()], req.headers())
+                let feeds = fresh_feeds(state, &config, id)?;
+                feed_response(&feeds, format, req.headers())
             }
             None => respond(&fresh_feeds(state, &config, file)?.page, req.headers()),
         }
@@ -711,7 +717,7 @@ async fn topic(State(state): State<Arc<AppState>>, req: Request) -> Response {
     }
     match feeds(&state, &config, topic).await {
         Ok(feeds) => match format {
-            Some(format) => respond(&feeds.formats[format.index()], headers),
+            Some(format) => feed_response(&feeds, format, headers),
             None => respond(&feeds.page, headers),
         },
         Err(e) => internal(e),
@@ -868,13 +874,14 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
         return Ok(f.clone());
     }
     let (cfg, t, files) = (config.clone(), topic.clone(), state.cache.files.clone());
+    let hubs = config.hub_urls();
     let built = state
         .build(move |conn| {
             let now = unix_now();
             let stories = crate::select::select(conn, &cfg, &t, now)
                 .with_context(|| format!("selecting the stories of topic {:?}", t.id))?;
             let formats = Format::ALL.map(|f| {
-                let body = render::render(f, &t, &stories, &cfg.daemon.base_url);
+                let body = render::render(f, &t, &stories, &cfg.daemon.base_url, &hubs);
                 let previous = current.as_ref().map(|c| &c.formats[f.index()]);
                 Rendered::new(body, Kind::Feed(f), previous, now, Some(&files))
             });
@@ -891,11 +898,19 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
                     Some(&files),
                 )
             });
+            let links = Format::ALL.map(|f| {
+                (!hubs.is_empty()).then(|| {
+                    let mut v: Vec<String> = hubs.iter().map(|h| format!("<{h}>; rel=\"hub\"")).collect();
+                    v.push(format!("<{}>; rel=\"self\"", render::feed_url(&cfg.daemon.base_url, &t.id, f)));
+                    header_value(&v.join(", "))
+                })
+            });
             Ok(TopicFeeds {
                 version,
                 config: cfg,
                 built: Instant::now(),
                 formats,
+                links,
                 page,
                 front,
                 stories: Arc::new(stories),
@@ -920,6 +935,33 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
         }
     }
     Ok(built)
+}
+
+/// A topic feed's answer: [`respond`], with its WebSub `Link` header when hubs are named.
+fn feed_response(feeds: &TopicFeeds, format: Format, req: &HeaderMap) -> Response {
+    let mut resp = respond(&feeds.formats[format.index()], req);
+    if let Some(link) = &feeds.links[format.index()] {
+        resp.headers_mut().insert(header::LINK, link.clone());
+    }
+    resp
+}
+
+/// `POST /websub`: our WebSub hub (see `crate::push::websub`); 404 unless `serve_hub`.
+async fn websub(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    count();
+    let Some(hub) = state.websub.clone().filter(|w| w.serves_hub()) else {
+        return text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "no WebSub hub here ([websub] serve_hub)\n");
+    };
+    let body = match axum::body::to_bytes(req.into_body(), crate::push::websub::MAX_REQUEST).await {
+        Ok(b) => b,
+        Err(_) => {
+            let msg = format!("request body larger than {} bytes\n", crate::push::websub::MAX_REQUEST);
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "text/plain; charset=utf-8", msg);
+        }
+    };
+    let (status, mut msg) = hub.request(&body).await;
+    msg.push('\n');
+    text(status, "text/plain; charset=utf-8", msg)
 }
 
 /// A 200 or a 304 for one cached document, honouring the request's validators and encoding.

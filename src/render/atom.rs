@@ -40,7 +40,7 @@ pub fn render(feed: &FeedView) -> Vec<u8> {
         updated: utc(feed.updated),
         subtitle: Some(Text::plain(feed.description.clone())),
         generator: Some(Generator { value: "newsdesk".into(), version: Some(crate::VERSION.into()), uri: None }),
-        links: vec![
+        links: [
             Link {
                 href: feed.feed_url.clone(),
                 rel: "self".into(),
@@ -53,7 +53,10 @@ pub fn render(feed: &FeedView) -> Vec<u8> {
                 mime_type: Some("text/html".into()),
                 ..Default::default()
             },
-        ],
+        ]
+        .into_iter()
+        .chain(feed.hubs.iter().map(|h| Link { href: h.clone(), rel: "hub".into(), ..Default::default() }))
+        .collect(),
         entries,
         ..Default::default()
     };
@@ -78,7 +81,7 @@ mod tests {
     #[test]
     fn atom_is_well_formed_and_parses_back() {
         let stories = vec![story(1, "Talks in Islamabad", "<p>Body</p>"), hostile()];
-        let bytes = render_any(Format::Atom, &topic(), &stories, &base());
+        let bytes = render_any(Format::Atom, &topic(), &stories, &base(), &[]);
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("<id>https://news.example/desk/stories/1</id>"), "{}", &text[..600]);
         assert!(text.contains("rel=\"self\""));

@@ -173,6 +173,9 @@ fn view(topic: &TopicConfig, digests: &[Digest], base_url: &Url, format: Format)
         id: under(base_url, &format!("topics/{}/digest", topic.id)),
         updated,
         entries,
+        // No hub yet: hubs are told of topic feed changes only, and a hub link that is never
+        // pinged would promise pushes that do not come.
+        hubs: Vec::new(),
     }
 }
 

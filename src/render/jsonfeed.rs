@@ -12,7 +12,17 @@ struct JsonFeed<'a> {
     home_page_url: &'a str,
     feed_url: &'a str,
     description: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
     items: Vec<JsonItem<'a>>,
+}
+
+/// A WebSub hub (JSON Feed 1.1 `hubs`).
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -80,6 +90,7 @@ pub fn render(feed: &FeedView) -> Vec<u8> {
         home_page_url: &feed.home_page_url,
         feed_url: &feed.feed_url,
         description: &feed.description,
+        hubs: feed.hubs.iter().map(|h| Hub { kind: "WebSub", url: h }).collect(),
         items,
     };
     // Serialising plain strings into a Vec cannot fail.
@@ -96,7 +107,7 @@ mod tests {
     #[test]
     fn json_feed_has_the_required_fields() {
         let stories = vec![story(1, "Talks", "<p>Body</p>"), hostile()];
-        let bytes = render_any(Format::Json, &topic(), &stories, &base());
+        let bytes = render_any(Format::Json, &topic(), &stories, &base(), &[]);
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["version"], "https://jsonfeed.org/version/1.1");
         assert_eq!(v["feed_url"], "https://news.example/desk/topics/top.json");

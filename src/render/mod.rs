@@ -85,9 +85,11 @@ impl Format {
     }
 }
 
-/// Renders `stories` of `topic` in `format`.
-pub fn render(format: Format, topic: &TopicConfig, stories: &[StoryView], base_url: &Url) -> Vec<u8> {
-    let feed = FeedView::new(topic, stories, base_url, format);
+/// Renders `stories` of `topic` in `format`, naming `hubs` as its WebSub hubs (none: the
+/// document has no hub links at all).
+pub fn render(format: Format, topic: &TopicConfig, stories: &[StoryView], base_url: &Url, hubs: &[String]) -> Vec<u8> {
+    let mut feed = FeedView::new(topic, stories, base_url, format);
+    feed.hubs = hubs.to_vec();
     match format {
         Format::Rss => rss::render(&feed),
         Format::Atom => atom::render(&feed),
@@ -156,6 +158,7 @@ pub fn render_health(format: Format, events: &[crate::store::sources::SourceEven
         id: under(base_url, "sources/health"),
         updated: entries.iter().map(|e| e.updated).max().unwrap_or_default(),
         entries,
+        hubs: Vec::new(),
     };
     match format {
         Format::Rss => rss::render(&feed),
@@ -253,6 +256,8 @@ pub struct FeedView {
     pub home_page_url: String,
     /// This document's own URL.
     pub feed_url: String,
+    /// WebSub hubs to name (`rel="hub"`); empty for none.
+    pub hubs: Vec<String>,
     /// Feed id for Atom (the topic's URL without a format).
     pub id: String,
     /// Latest change of any entry (the epoch for an empty feed, so bytes stay deterministic).
@@ -300,6 +305,7 @@ impl FeedView {
             title,
             home_page_url: base_dir(base_url).to_string(),
             feed_url: feed_url(base_url, &topic.id, format),
+            hubs: Vec::new(),
             id: under(base_url, &format!("topics/{}", topic.id)),
             updated,
             entries,
@@ -319,6 +325,7 @@ impl FeedView {
             description: format!("Stories matching \u{201c}{q}\u{201d}: merged news from newsdesk"),
             home_page_url: under(base_url, &format!("search?{params}")),
             feed_url: under(base_url, &format!("search.{}?{params}", format.ext())),
+            hubs: Vec::new(),
             id: under(base_url, &format!("search?{params}")),
             updated,
             entries,

@@ -37,12 +37,14 @@ pub fn render(feed: &FeedView) -> Vec<u8> {
         last_build_date: Some(feed.updated.to_rfc2822()),
         ttl: Some("15".into()),
         atom_ext: Some(AtomExtension {
-            links: vec![Link {
+            links: std::iter::once(Link {
                 href: feed.feed_url.clone(),
                 rel: "self".into(),
                 mime_type: Some("application/rss+xml".into()),
                 ..Default::default()
-            }],
+            })
+            .chain(feed.hubs.iter().map(|h| Link { href: h.clone(), rel: "hub".into(), ..Default::default() }))
+            .collect(),
         }),
         items,
         ..Default::default()
@@ -71,7 +73,7 @@ mod tests {
     #[test]
     fn rss_is_well_formed_and_parses_back() {
         let stories = vec![story(1, "Talks in Islamabad", "<p>Body</p>"), story(2, "Second", "<p>x</p>"), hostile()];
-        let bytes = render_any(Format::Rss, &topic(), &stories, &base());
+        let bytes = render_any(Format::Rss, &topic(), &stories, &base(), &[]);
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("xmlns:atom=\"http://www.w3.org/2005/Atom\""), "{}", &text[..400]);
         assert!(text.contains("<atom:link href=\"https://news.example/desk/topics/top.rss\" rel=\"self\""));
@@ -86,6 +88,31 @@ mod tests {
         let evil = feed.entries[2].summary.as_ref().unwrap().content.clone();
         assert!(!evil.contains("<script") && !evil.contains("onerror"), "{evil}");
         // Deterministic: the same stories give the same bytes (stable ETags).
-        assert_eq!(bytes, render_any(Format::Rss, &topic(), &stories, &base()));
+        assert_eq!(bytes, render_any(Format::Rss, &topic(), &stories, &base(), &[]));
+        assert!(!text.contains("rel=\"hub\""));
+    }
+
+    #[test]
+    fn every_format_names_its_hubs_and_self() {
+        let hubs = ["https://hub.example/".to_string(), "https://news.example/desk/websub".to_string()];
+        let stories = vec![story(1, "Talks", "<p>Body</p>")];
+        for f in Format::ALL {
+            let bytes = render_any(f, &topic(), &stories, &base(), &hubs);
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            let own = format!("https://news.example/desk/topics/top.{}", f.ext());
+            if f == Format::Json {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(v["hubs"][0]["type"], "WebSub");
+                assert_eq!(v["hubs"][1]["url"], hubs[1].as_str());
+                assert_eq!(v["feed_url"], own.as_str());
+            } else {
+                let tag = if f == Format::Rss { "atom:link" } else { "link" };
+                for h in &hubs {
+                    assert!(text.contains(&format!("<{tag} href=\"{h}\" rel=\"hub\"/>")), "{text}");
+                }
+                assert!(text.contains(&format!("<{tag} href=\"{own}\" rel=\"self\"")), "{text}");
+            }
+            assert_eq!(feed_rs::parser::parse(&bytes[..]).unwrap().entries.len(), 1);
+        }
     }
 }

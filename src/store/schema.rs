@@ -154,6 +154,25 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: None,
     },
+    // 8: our WebSub hub's subscribers (see `crate::push::websub`). The secret is kept as
+    // given: every delivery signs with it. Expired leases are deleted by the hub.
+    Migration {
+        sql: r#"
+    CREATE TABLE websub_subscriptions (
+        id             INTEGER PRIMARY KEY,
+        topic          TEXT NOT NULL,      -- one of our feed URLs
+        callback       TEXT NOT NULL,
+        secret         TEXT,
+        lease_expires  INTEGER NOT NULL,
+        created        INTEGER NOT NULL,
+        last_delivery  INTEGER,
+        failures       INTEGER NOT NULL DEFAULT 0,  -- deliveries given up since the last success
+        UNIQUE (topic, callback)
+    );
+    CREATE INDEX websub_subscriptions_lease ON websub_subscriptions(lease_expires);
+    "#,
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.
