@@ -66,6 +66,34 @@ pub struct RawConfig {
     topic: Vec<Spanned<RawTopic>>,
     #[serde(default)]
     web: Option<Spanned<RawWeb>>,
+    #[serde(default)]
+    push: Option<Spanned<RawPush>>,
+    #[serde(default)]
+    webhook: Vec<Spanned<RawWebhook>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPush {
+    #[serde(default)]
+    allow_networks: Vec<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    retry: Option<Spanned<String>>,
+    max_attempts: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    id: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default)]
+    topics: Vec<Spanned<String>>,
+    on: Option<Spanned<Vec<Spanned<String>>>>,
+    batch: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -140,6 +168,101 @@ pub struct Config {
     pub topics: Vec<TopicConfig>,
     /// `[web]`: the reading pages.
     pub web: WebConfig,
+    /// `[push]`: what every outbound delivery shares.
+    pub push: PushConfig,
+    /// `[[webhook]]` entries in file order.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[push]` settings with defaults applied.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Private networks deliveries may reach (`allow_networks`).
+    pub allow_networks: crate::push::deliver::Networks,
+    /// Total time budget of one delivery.
+    pub timeout: Duration,
+    /// The wait after a first failed attempt (later waits triple, see `deliver::backoff_from`).
+    pub retry: Duration,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: u32,
+}
+
+/// What a webhook fires on (`on = [...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookEvent {
+    /// A story enters a topic's published list.
+    NewStory,
+    /// A story in the topic first reaches this many outlets.
+    MinOutlets(usize),
+    /// A digest was built (accepted and stored; digests fire nothing yet).
+    Digest,
+}
+
+impl HookEvent {
+    /// The name stored with a delivery (`new_story`, `min_outlets:3`, `digest`).
+    pub fn key(&self) -> String {
+        match self {
+            HookEvent::NewStory => "new_story".into(),
+            HookEvent::MinOutlets(n) => format!("min_outlets:{n}"),
+            HookEvent::Digest => "digest".into(),
+        }
+    }
+
+    /// The `event` field of a payload (`new_story`, `min_outlets`, `digest`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            HookEvent::NewStory => "new_story",
+            HookEvent::MinOutlets(_) => "min_outlets",
+            HookEvent::Digest => "digest",
+        }
+    }
+}
+
+/// The body a webhook is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookFormat {
+    /// Our JSON: hook, event, topic and JSON Feed items.
+    Json,
+    /// ntfy: text/plain with `Title`, `Click`, `Tags` headers.
+    Ntfy,
+    /// `{"text": ...}` with `<url|title>` links (Slack, Mattermost, Discord's Slack endpoint).
+    Slack,
+}
+
+/// A webhook secret; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// One `[[webhook]]`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Stable slug (delivery state is kept under it).
+    pub id: String,
+    /// Where to POST.
+    pub url: Url,
+    /// Topic ids it follows (empty: all).
+    pub topics: Vec<String>,
+    /// What it fires on.
+    pub on: Vec<HookEvent>,
+    /// One POST per window with every story of it (`None`: one per story, coalesced ~1 s).
+    pub batch: Option<Duration>,
+    /// Signs the body (`X-Newsdesk-Signature`), from `secret` or `secret_file`.
+    pub secret: Option<Secret>,
+    /// Body format.
+    pub format: HookFormat,
+}
+
+impl WebhookConfig {
+    /// Whether it follows `topic`.
+    pub fn follows(&self, topic: &str) -> bool {
+        self.topics.is_empty() || self.topics.iter().any(|t| t == topic)
+    }
 }
 
 /// `[web]` settings with defaults applied.
@@ -458,7 +581,153 @@ impl Validator<'_> {
             });
         }
         let web = self.web(raw.web.as_ref().map(|w| w.get_ref()), &topics);
-        Config { path: self.file.to_path_buf(), daemon, sources, topics, web }
+        let push = self.push(raw.push.as_ref().map(|p| p.get_ref()));
+        let webhooks = self.webhooks(&raw.webhook, &topics);
+        Config { path: self.file.to_path_buf(), daemon, sources, topics, web, push, webhooks }
+    }
+
+    fn push(&mut self, p: Option<&RawPush>) -> PushConfig {
+        let empty = RawPush::default();
+        let p = p.unwrap_or(&empty);
+        let mut nets = Vec::new();
+        for n in &p.allow_networks {
+            match crate::push::deliver::Networks::parse(std::slice::from_ref(n.get_ref())) {
+                Ok(_) => nets.push(n.get_ref().clone()),
+                Err(e) => self.err(n.span().start, format!("allow_networks: {e}")),
+            }
+        }
+        let max_attempts = self.positive("max_attempts", &p.max_attempts, crate::push::deliver::MAX_ATTEMPTS as usize);
+        PushConfig {
+            allow_networks: crate::push::deliver::Networks::parse(&nets).unwrap_or_default(),
+            timeout: self.duration("timeout", &p.timeout, Duration::from_secs(10)),
+            retry: self.duration("retry", &p.retry, Duration::from_secs(10)),
+            max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn webhooks(&mut self, raw: &[Spanned<RawWebhook>], topics: &[TopicConfig]) -> Vec<WebhookConfig> {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for h in raw {
+            let h = h.get_ref();
+            self.slug("webhook", &h.id);
+            if let Some(first) = ids.get(h.id.get_ref()) {
+                let (line, _) = line_col(self.text, *first);
+                self.err(
+                    h.id.span().start,
+                    format!("duplicate webhook id {:?} (first defined on line {line})", h.id.get_ref()),
+                );
+            } else {
+                ids.insert(h.id.get_ref().clone(), h.id.span().start);
+            }
+            let url = match Url::parse(h.url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+                    Some(u)
+                }
+                Ok(_) => {
+                    self.err(h.url.span().start, format!("url: {:?} is not an http(s) URL with a host", h.url.get_ref()));
+                    None
+                }
+                Err(e) => {
+                    self.err(h.url.span().start, format!("url: {:?} is not a valid URL: {e}", h.url.get_ref()));
+                    None
+                }
+            };
+            for t in &h.topics {
+                if !topics.iter().any(|k| &k.id == t.get_ref()) {
+                    self.err(
+                        t.span().start,
+                        format!("webhook {:?} names unknown topic {:?}", h.id.get_ref(), t.get_ref()),
+                    );
+                }
+            }
+            let on = match &h.on {
+                None => vec![HookEvent::NewStory],
+                Some(list) if list.get_ref().is_empty() => {
+                    self.err(list.span().start, "on: empty (use any of \"new_story\", \"min_outlets:N\", \"digest\")");
+                    Vec::new()
+                }
+                Some(list) => list.get_ref().iter().filter_map(|e| self.hook_event(e)).collect(),
+            };
+            let batch = h.batch.as_ref().map(|b| self.duration("batch", &Some(b.clone()), Duration::from_secs(300)));
+            let secret = match (&h.secret, &h.secret_file) {
+                (Some(_), Some(f)) => {
+                    self.err(f.span().start, "secret_file: set either secret or secret_file, not both");
+                    None
+                }
+                (Some(s), None) if s.get_ref().is_empty() => {
+                    self.err(s.span().start, "secret: empty");
+                    None
+                }
+                (Some(s), None) => Some(Secret(s.get_ref().as_bytes().to_vec())),
+                (None, Some(f)) => self.secret_file(f),
+                (None, None) => None,
+            };
+            let format = match h.format.as_ref().map(|f| (f.get_ref().as_str(), f.span().start)) {
+                None | Some(("json", _)) => HookFormat::Json,
+                Some(("ntfy", _)) => HookFormat::Ntfy,
+                Some(("slack", _)) => HookFormat::Slack,
+                Some((other, at)) => {
+                    self.err(at, format!("format: expected \"json\", \"ntfy\" or \"slack\", got {other:?}"));
+                    HookFormat::Json
+                }
+            };
+            if let Some(url) = url {
+                out.push(WebhookConfig {
+                    id: h.id.get_ref().clone(),
+                    url,
+                    topics: h.topics.iter().map(|t| t.get_ref().clone()).collect(),
+                    on,
+                    batch,
+                    secret,
+                    format,
+                });
+            }
+        }
+        out
+    }
+
+    fn hook_event(&mut self, e: &Spanned<String>) -> Option<HookEvent> {
+        let s = e.get_ref().trim();
+        match s {
+            "new_story" => return Some(HookEvent::NewStory),
+            "digest" => return Some(HookEvent::Digest),
+            _ => {}
+        }
+        if let Some(n) = s.strip_prefix("min_outlets:") {
+            return match n.trim().parse::<usize>() {
+                Ok(n) if n >= 2 => Some(HookEvent::MinOutlets(n)),
+                _ => {
+                    self.err(e.span().start, format!("on: {s:?}: min_outlets:N needs a whole number N of at least 2"));
+                    None
+                }
+            };
+        }
+        self.err(e.span().start, format!("on: {s:?} is not one of \"new_story\", \"min_outlets:N\", \"digest\""));
+        None
+    }
+
+    fn secret_file(&mut self, f: &Spanned<String>) -> Option<Secret> {
+        let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = dir.join(f.get_ref());
+        match std::fs::read(&path) {
+            Ok(mut bytes) => {
+                // Files written by `echo` or an editor end in a newline that is not part of the secret.
+                while bytes.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                    bytes.pop();
+                }
+                if bytes.is_empty() {
+                    self.err(f.span().start, format!("secret_file: {} is empty", path.display()));
+                    None
+                } else {
+                    Some(Secret(bytes))
+                }
+            }
+            Err(e) => {
+                self.err(f.span().start, format!("secret_file: cannot read {}: {e}", path.display()));
+                None
+            }
+        }
     }
 
     fn web(&mut self, w: Option<&RawWeb>, topics: &[TopicConfig]) -> WebConfig {

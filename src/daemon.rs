@@ -1,7 +1,8 @@
 //! Daemon: the long-running wiring. A scheduler task polls each source when it is due
 //! (within the global and per-host limits), the HTTP server answers subscribers, a watchdog
-//! task pings systemd only after the database answers, retention prunes old items, SIGHUP
-//! reloads `feeds.toml`, SIGTERM/SIGINT stop cleanly.
+//! task pings systemd only after the database answers, retention prunes old items, webhooks
+//! POST new stories (`push::webhook`), SIGHUP reloads `feeds.toml`, SIGTERM/SIGINT stop
+//! cleanly.
 //!
 //! Next-due times live in the `sources` table, so a restart neither forgets a source nor
 //! polls them all at once: sources that fell due while the daemon was down are spread over
@@ -71,7 +72,18 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     };
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let server = start_server(&shared, &config, stop_rx.clone()).await?;
+    let state = crate::serve::AppState::new(shared.store.clone(), shared.config.clone(), shared.heartbeat.clone());
+    // Subscribed before the server starts, so the first build of every topic is seen (the
+    // webhooks' baseline). Only with webhooks configured: a subscriber keeps every topic built.
+    let webhooks = (!config.webhooks.is_empty()).then(|| {
+        tokio::spawn(crate::push::webhook::run(
+            store.clone(),
+            shared.config.clone(),
+            state.topic_changes(),
+            stop_rx.clone(),
+        ))
+    });
+    let server = start_server(state, &config, stop_rx.clone()).await?;
 
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel::<Arc<Config>>();
     let scheduler = tokio::spawn(scheduler(
@@ -100,6 +112,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     }
     watchdog.abort();
     retention.abort();
+    if let Some(w) = webhooks {
+        match tokio::time::timeout(Duration::from_secs(5), w).await {
+            Ok(Ok(Err(e))) => tracing::error!("webhooks: {e:#}"),
+            Err(_) => tracing::warn!("webhooks did not stop within 5s"),
+            _ => {}
+        }
+    }
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e:#}"),
         Err(_) => tracing::warn!("HTTP server did not stop within 5s"),
@@ -113,7 +132,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
 
 /// Binds `listen` and starts the HTTP server on it.
 async fn start_server(
-    shared: &Shared,
+    state: crate::serve::AppState,
     config: &Config,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
@@ -121,7 +140,6 @@ async fn start_server(
         .await
         .with_context(|| format!("binding the HTTP listener on {}", config.daemon.listen))?;
     tracing::info!(listen = %config.daemon.listen, "serving HTTP");
-    let state = crate::serve::AppState::new(shared.store.clone(), shared.config.clone(), shared.heartbeat.clone());
     Ok(tokio::spawn(crate::serve::run(listener, state, stopped(stop))))
 }
 

@@ -2,8 +2,10 @@
 //! be polled. [`deliver`] is the outbound client every kind of push shares (timeouts, no
 //! redirects, the private-network guard, HMAC, backoff). The events come from the serving
 //! side's rebuilds ([`TopicChange`], see `crate::serve::AppState::topic_changes`).
+//! [`webhook`] turns those into POSTs to the configured `[[webhook]]`s.
 
 pub mod deliver;
+pub mod webhook;
 
 use std::sync::Arc;
 
