@@ -625,7 +625,10 @@ impl Validator<'_> {
                     Some(u)
                 }
                 Ok(_) => {
-                    self.err(h.url.span().start, format!("url: {:?} is not an http(s) URL with a host", h.url.get_ref()));
+                    self.err(
+                        h.url.span().start,
+                        format!("url: {:?} is not an http(s) URL with a host", h.url.get_ref()),
+                    );
                     None
                 }
                 Err(e) => {
@@ -980,6 +983,92 @@ mod tests {
         let e = Config::parse(Path::new("f.toml"), &format!("[web]\nfront = \"nope\"\n{topics}")).unwrap_err();
         assert_eq!(e.to_string(), "f.toml:2:9: front: no topic \"nope\" (topics: latest, top)");
         assert_eq!(Config::parse(Path::new("f.toml"), "").unwrap().web.front, None);
+    }
+
+    const HOOK_TOPICS: &str = "[[topic]]\nid = \"top\"\n[[topic]]\nid = \"energy\"\n";
+
+    fn hooks(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Path::new("f.toml"), &format!("{HOOK_TOPICS}{text}"))
+    }
+
+    #[test]
+    fn webhooks_and_push_keys() {
+        let dir = std::env::temp_dir().join(format!("newsdesk-config-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hook.secret"), "from-file\n").unwrap();
+        let text = format!(
+            "{HOOK_TOPICS}[push]\nallow_networks = [\"127.0.0.0/8\", \"10.1.2.3\"]\ntimeout = \"5s\"\nretry = \"2s\"\nmax_attempts = 4\n\
+             [[webhook]]\nid = \"desk\"\nurl = \"https://hooks.example/in?k=1\"\ntopics = [\"energy\"]\n\
+             on = [\"new_story\", \"min_outlets:3\", \"digest\"]\nbatch = \"5m\"\nsecret = \"abc\"\nformat = \"slack\"\n\
+             [[webhook]]\nid = \"phone\"\nurl = \"http://127.0.0.1:8090/news\"\nformat = \"ntfy\"\nsecret_file = \"hook.secret\"\n"
+        );
+        let c = Config::parse(&dir.join("feeds.toml"), &text).unwrap();
+        assert!(c.push.allow_networks.contains("127.3.2.1".parse().unwrap()));
+        assert!(c.push.allow_networks.contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            (c.push.timeout, c.push.retry, c.push.max_attempts),
+            (Duration::from_secs(5), Duration::from_secs(2), 4)
+        );
+        let h = &c.webhooks[0];
+        assert_eq!((h.id.as_str(), h.url.as_str()), ("desk", "https://hooks.example/in?k=1"));
+        assert_eq!(h.topics, vec!["energy".to_string()]);
+        assert!(h.follows("energy") && !h.follows("top"));
+        assert_eq!(h.on, vec![HookEvent::NewStory, HookEvent::MinOutlets(3), HookEvent::Digest]);
+        assert_eq!(h.on.iter().map(HookEvent::key).collect::<Vec<_>>(), ["new_story", "min_outlets:3", "digest"]);
+        assert_eq!((h.batch, h.format), (Some(Duration::from_secs(300)), HookFormat::Slack));
+        assert_eq!(h.secret, Some(Secret(b"abc".to_vec())));
+        assert!(!format!("{c:?}").contains("abc\""), "secrets are not in Debug output");
+        let p = &c.webhooks[1];
+        assert_eq!((p.format, p.batch, p.on.as_slice()), (HookFormat::Ntfy, None, &[HookEvent::NewStory][..]));
+        assert_eq!(p.secret, Some(Secret(b"from-file".to_vec())), "read at load, newline dropped");
+        assert!(p.topics.is_empty() && p.follows("top"), "default: every topic");
+        // Defaults.
+        let c = hooks("").unwrap();
+        assert!(c.webhooks.is_empty());
+        assert_eq!((c.push.timeout, c.push.retry), (Duration::from_secs(10), Duration::from_secs(10)));
+        assert_eq!(c.push.max_attempts, crate::push::deliver::MAX_ATTEMPTS);
+        assert!(!c.push.allow_networks.contains("127.0.0.1".parse().unwrap()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_webhook_and_push_values_point_at_the_spot() {
+        let hook = "[[webhook]]\nid = \"h\"\nurl = \"https://h.example/\"\n";
+        let cases: &[(&str, &str)] = &[
+            ("[push]\nallow_networks = [\"10.0.0.0/33\"]\n", "f.toml:6:19: allow_networks: \"10.0.0.0/33\": the prefix length must be 0 to 32"),
+            ("[push]\ntimeout = \"soon\"\n", "f.toml:6:11: timeout: \"soon\" is not a duration (expected e.g. \"30s\", \"15m\", \"6h\", \"30d\")"),
+            ("[push]\nretry = \"5\"\n", "f.toml:6:9: retry: \"5\": number without a unit (write e.g. \"5s\")"),
+            ("[push]\nmax_attempts = 0\n", "f.toml:6:16: max_attempts: must be at least 1, got 0"),
+            ("[push]\nallow = []\n", "f.toml:6:1: unknown field `allow`, expected one of `allow_networks`, `timeout`, `retry`, `max_attempts`"),
+            ("[[webhook]]\nid = \"Bad Id\"\nurl = \"https://h.example/\"\n", "f.toml:6:6: webhook id \"Bad Id\" is not a valid id: ids are lowercase letters, digits, '-' and '_'"),
+            ("[[webhook]]\nid = \"h\"\nurl = \"ftp://h.example/\"\n", "f.toml:7:7: url: \"ftp://h.example/\" is not an http(s) URL with a host"),
+            ("[[webhook]]\nid = \"h\"\nurl = \"not a url\"\n", "f.toml:7:7: url: \"not a url\" is not a valid URL: relative URL without a base"),
+            (&format!("{hook}topics = [\"sport\"]\n"), "f.toml:8:11: webhook \"h\" names unknown topic \"sport\""),
+            (&format!("{hook}on = []\n"), "f.toml:8:6: on: empty (use any of \"new_story\", \"min_outlets:N\", \"digest\")"),
+            (&format!("{hook}on = [\"min_outlets:1\"]\n"), "f.toml:8:7: on: \"min_outlets:1\": min_outlets:N needs a whole number N of at least 2"),
+            (&format!("{hook}on = [\"min_outlets:x\"]\n"), "f.toml:8:7: on: \"min_outlets:x\": min_outlets:N needs a whole number N of at least 2"),
+            (&format!("{hook}on = [\"new_story\", \"breaking\"]\n"), "f.toml:8:20: on: \"breaking\" is not one of \"new_story\", \"min_outlets:N\", \"digest\""),
+            (&format!("{hook}batch = \"5\"\n"), "f.toml:8:9: batch: \"5\": number without a unit (write e.g. \"5s\")"),
+            (&format!("{hook}secret = \"\"\n"), "f.toml:8:10: secret: empty"),
+            (&format!("{hook}secret = \"a\"\nsecret_file = \"s\"\n"), "f.toml:9:15: secret_file: set either secret or secret_file, not both"),
+            (&format!("{hook}format = \"xml\"\n"), "f.toml:8:10: format: expected \"json\", \"ntfy\" or \"slack\", got \"xml\""),
+            (&format!("{hook}events = []\n"), "f.toml:8:1: unknown field `events`, expected one of `id`, `url`, `topics`, `on`, `batch`, `secret`, `secret_file`, `format`"),
+            (&format!("{hook}{hook}"), "f.toml:9:6: duplicate webhook id \"h\" (first defined on line 6)"),
+        ];
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter_map(|(text, want)| {
+                let got = hooks(text).map(|_| ()).err().map(|e| e.to_string()).unwrap_or_default();
+                (&got != want).then(|| format!("{text:?}\n  got  {got}\n  want {want}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        let missing =
+            hooks(&format!("{hook}secret_file = \"/nonexistent/newsdesk.secret\"\n")).unwrap_err().to_string();
+        assert!(
+            missing.starts_with("f.toml:8:15: secret_file: cannot read /nonexistent/newsdesk.secret: "),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -470,7 +470,8 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -583,7 +584,13 @@ fn due(c: &Connection, now: i64, busy: &HashSet<String>) -> rusqlite::Result<Vec
     Ok(out)
 }
 
-async fn send_one(store: &Store, deliverer: &Deliverer, hook: &WebhookConfig, push: &crate::config::PushConfig, d: Due) {
+async fn send_one(
+    store: &Store,
+    deliverer: &Deliverer,
+    hook: &WebhookConfig,
+    push: &crate::config::PushConfig,
+    d: Due,
+) {
     let mut headers: Vec<(&str, String)> = d.headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     headers.push(("X-Newsdesk-Delivery", d.id.clone()));
     if let Some(secret) = &hook.secret {
@@ -608,9 +615,7 @@ async fn send_one(store: &Store, deliverer: &Deliverer, hook: &WebhookConfig, pu
         }
     };
     let id = d.id.clone();
-    let written = store
-        .write(move |w| mark(&mut w.conn, &id, status, attempts, next, error.as_deref()))
-        .await;
+    let written = store.write(move |w| mark(&mut w.conn, &id, status, attempts, next, error.as_deref())).await;
     match written {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(hook = %hook.id, delivery = %d.id, "webhook: recording the outcome: {e}"),
@@ -653,7 +658,9 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc_4648() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")] {
+        for (i, o) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")]
+        {
             assert_eq!(base64(i.as_bytes()), o);
         }
         assert_eq!(header_text("Plain"), "Plain");
