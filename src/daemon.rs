@@ -484,6 +484,13 @@ async fn retention_loop(shared: Shared, mut stop: watch::Receiver<bool>) {
             Ok(Err(e)) => tracing::error!("retention failed: {e}"),
             _ => {}
         }
+        if !shared.config().webhooks.is_empty() {
+            let keep = chrono::Duration::from_std(retention * 2).unwrap_or(chrono::Duration::days(60));
+            let cutoff_ms = (Utc::now() - keep).timestamp_millis();
+            if let Ok(Err(e)) = shared.store.write(move |w| crate::push::webhook::prune(&mut w.conn, cutoff_ms)).await {
+                tracing::error!("retention of webhook delivery state failed: {e}");
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(RETENTION_EVERY) => {}
             _ = stop.changed() => return,

@@ -329,7 +329,8 @@ fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> rusqlite::R
     let mut n = 0;
     {
         let mut sent_before = tx.prepare_cached(
-            "SELECT 1 FROM webhook_deliveries WHERE hook = ?1 AND story_id = ?2 AND event = ?3 AND status != 'seen'",
+            "SELECT 1 FROM webhook_deliveries WHERE hook = ?1 AND story_id = ?2 AND event = ?3 AND status != 'seen'
+             AND batch_id IS NOT ?4",
         )?;
         let mut row = tx.prepare_cached(
             "INSERT OR IGNORE INTO webhook_deliveries (hook, topic, story_id, event, status, batch_id, next_attempt, created)
@@ -342,7 +343,7 @@ fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> rusqlite::R
         for post in posts {
             let mut carried = 0;
             for (topic, story, event) in &post.rows {
-                if sent_before.query_row(params![hook, story, event], |_| Ok(())).optional()?.is_some() {
+                if sent_before.query_row(params![hook, story, event, post.id], |_| Ok(())).optional()?.is_some() {
                     row.execute(params![hook, topic, story, event, "seen", None::<String>, None::<i64>, now])?;
                 } else {
                     row.execute(params![hook, topic, story, event, "pending", post.id, now, now])?;
@@ -357,6 +358,20 @@ fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> rusqlite::R
             n += 1;
         }
     }
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Forgets delivery state recorded before `cutoff_ms` (the daemon passes twice the
+/// retention: by then the story's items are pruned, so it is in no topic to be news again).
+/// Pending POSTs and the marks of seen topics stay.
+pub fn prune(c: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    let tx = c.transaction()?;
+    let n = tx.execute(
+        "DELETE FROM webhook_deliveries WHERE created < ?1 AND status != 'pending' AND event != ?2",
+        params![cutoff_ms, MARK_EVENT],
+    )?;
+    tx.execute("DELETE FROM webhook_batches WHERE created < ?1 AND status != 'pending'", [cutoff_ms])?;
     tx.commit()?;
     Ok(n)
 }
@@ -671,6 +686,53 @@ mod tests {
     fn delivery_ids_are_unique() {
         let ids: HashSet<String> = (0..1000).map(|_| delivery_id()).collect();
         assert_eq!(ids.len(), 1000);
+    }
+
+    fn view(id: i64) -> StoryView {
+        StoryView {
+            id,
+            first_seen: 0,
+            last_seen: 0,
+            updated: 0,
+            score: 0.0,
+            lead: crate::store::queries::StoryItem::default(),
+            outlets: Vec::new(),
+            copies: 0,
+            items: 1,
+        }
+    }
+
+    #[test]
+    fn an_event_goes_out_once_per_hook_and_merged_stories_count_as_the_survivor() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::schema::migrate(&mut c).unwrap();
+        let text =
+            "[[topic]]\nid = \"a\"\n[[topic]]\nid = \"b\"\n[[webhook]]\nid = \"h\"\nurl = \"https://h.example/\"\n";
+        let config = Config::parse(std::path::Path::new("f.toml"), text).unwrap();
+        let hook = &config.webhooks[0];
+        let ev = |topic: &str, id| Pending { topic: topic.into(), event: HookEvent::NewStory, story: view(id) };
+        // Story 1 in both topics in one window: one POST, both rows ride on it.
+        let posts = build_posts(&config, hook, vec![ev("a", 1), ev("b", 1)]);
+        assert_eq!(posts.len(), 1);
+        assert_eq!(record_posts(&mut c, "h", posts).unwrap(), 1);
+        // In a later window, for another topic: recorded as seen, not sent again.
+        let posts = build_posts(&config, hook, vec![ev("b", 1)]);
+        assert_eq!(record_posts(&mut c, "h", posts).unwrap(), 0);
+        let pending: i64 =
+            c.query_row("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'", [], |r| r.get(0)).unwrap();
+        assert_eq!(pending, 2);
+        // Story 1 merges into 2: what was recorded for 1 is 2's now.
+        c.execute_batch(
+            "INSERT INTO stories (id, first_seen, last_seen) VALUES (2, 0, 0);
+             INSERT INTO stories (id, first_seen, last_seen, merged_into) VALUES (1, 0, 0, 2);",
+        )
+        .unwrap();
+        assert!(recorded(&c, "h", "a").unwrap().contains(&(2, "new_story".to_string())));
+        assert_eq!(merged_rows(&c, "h", "a", &[2]).unwrap(), vec![(2, "new_story".to_string())]);
+        // Pruning keeps pending POSTs and the marks.
+        record_seen(&mut c, "h", "a", &[(5, "new_story".into())]).unwrap();
+        assert_eq!(prune(&mut c, now_ms() + 1).unwrap(), 1);
+        assert!(recorded(&c, "h", "a").unwrap().contains(&(0, MARK_EVENT.to_string())));
     }
 
     #[test]

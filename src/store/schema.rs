@@ -129,8 +129,8 @@ const MIGRATIONS: &[Migration] = &[
         hook          TEXT NOT NULL,
         status        TEXT NOT NULL,        -- pending | delivered | failed
         attempts      INTEGER NOT NULL DEFAULT 0,
-        next_attempt  INTEGER NOT NULL,     -- unix time
-        created       INTEGER NOT NULL,
+        next_attempt  INTEGER NOT NULL,     -- unix milliseconds
+        created       INTEGER NOT NULL,     -- unix milliseconds
         last_error    TEXT,
         content_type  TEXT NOT NULL,
         headers       TEXT NOT NULL,        -- JSON [[name, value], ...], unsigned
@@ -141,7 +141,7 @@ const MIGRATIONS: &[Migration] = &[
         hook          TEXT NOT NULL,
         topic         TEXT NOT NULL,
         story_id      INTEGER NOT NULL,
-        event         TEXT NOT NULL,        -- new_story | min_outlets:N
+        event         TEXT NOT NULL,        -- new_story | min_outlets:N | baseline (story 0: the topic was seen)
         status        TEXT NOT NULL,        -- seen | pending | delivered | failed
         attempts      INTEGER NOT NULL DEFAULT 0,
         next_attempt  INTEGER,
