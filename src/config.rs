@@ -68,6 +68,9 @@ pub struct RawConfig {
     web: Option<Spanned<RawWeb>>,
     #[serde(default)]
     websub: Option<Spanned<RawWebsub>>,
+    push: Option<Spanned<RawPush>>,
+    #[serde(default)]
+    webhook: Vec<Spanned<RawWebhook>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -84,6 +87,30 @@ struct RawWebsub {
     timeout: Option<Spanned<String>>,
     retry: Option<Spanned<String>>,
     attempts: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPush {
+    #[serde(default)]
+    allow_networks: Vec<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    retry: Option<Spanned<String>>,
+    max_attempts: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    id: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default)]
+    topics: Vec<Spanned<String>>,
+    on: Option<Spanned<Vec<Spanned<String>>>>,
+    batch: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -165,6 +192,101 @@ pub struct Config {
     pub web: WebConfig,
     /// `[websub]`: hubs to ping and our own hub (`None`: no section, feeds name no hub).
     pub websub: Option<WebsubConfig>,
+    /// `[push]`: what every outbound delivery shares.
+    pub push: PushConfig,
+    /// `[[webhook]]` entries in file order.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[push]` settings with defaults applied.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Private networks deliveries may reach (`allow_networks`).
+    pub allow_networks: crate::push::deliver::Networks,
+    /// Total time budget of one delivery.
+    pub timeout: Duration,
+    /// The wait after a first failed attempt (later waits triple, see `deliver::backoff_from`).
+    pub retry: Duration,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: u32,
+}
+
+/// What a webhook fires on (`on = [...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookEvent {
+    /// A story enters a topic's published list.
+    NewStory,
+    /// A story in the topic first reaches this many outlets.
+    MinOutlets(usize),
+    /// A digest was built (accepted and stored; digests fire nothing yet).
+    Digest,
+}
+
+impl HookEvent {
+    /// The name stored with a delivery (`new_story`, `min_outlets:3`, `digest`).
+    pub fn key(&self) -> String {
+        match self {
+            HookEvent::NewStory => "new_story".into(),
+            HookEvent::MinOutlets(n) => format!("min_outlets:{n}"),
+            HookEvent::Digest => "digest".into(),
+        }
+    }
+
+    /// The `event` field of a payload (`new_story`, `min_outlets`, `digest`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            HookEvent::NewStory => "new_story",
+            HookEvent::MinOutlets(_) => "min_outlets",
+            HookEvent::Digest => "digest",
+        }
+    }
+}
+
+/// The body a webhook is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookFormat {
+    /// Our JSON: hook, event, topic and JSON Feed items.
+    Json,
+    /// ntfy: text/plain with `Title`, `Click`, `Tags` headers.
+    Ntfy,
+    /// `{"text": ...}` with `<url|title>` links (Slack, Mattermost, Discord's Slack endpoint).
+    Slack,
+}
+
+/// A webhook secret; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// One `[[webhook]]`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Stable slug (delivery state is kept under it).
+    pub id: String,
+    /// Where to POST.
+    pub url: Url,
+    /// Topic ids it follows (empty: all).
+    pub topics: Vec<String>,
+    /// What it fires on.
+    pub on: Vec<HookEvent>,
+    /// One POST per window with every story of it (`None`: one per story, coalesced ~1 s).
+    pub batch: Option<Duration>,
+    /// Signs the body (`X-Newsdesk-Signature`), from `secret` or `secret_file`.
+    pub secret: Option<Secret>,
+    /// Body format.
+    pub format: HookFormat,
+}
+
+impl WebhookConfig {
+    /// Whether it follows `topic`.
+    pub fn follows(&self, topic: &str) -> bool {
+        self.topics.is_empty() || self.topics.iter().any(|t| t == topic)
+    }
 }
 
 /// `[websub]` settings with defaults applied.
@@ -552,7 +674,9 @@ impl Validator<'_> {
         }
         let web = self.web(raw.web.as_ref().map(|w| w.get_ref()), &topics);
         let websub = raw.websub.as_ref().map(|w| self.websub(w.get_ref()));
-        Config { path: self.file.to_path_buf(), daemon, sources, topics, web, websub }
+        let push = self.push(raw.push.as_ref().map(|p| p.get_ref()));
+        let webhooks = self.webhooks(&raw.webhook, &topics);
+        Config { path: self.file.to_path_buf(), daemon, sources, topics, web, websub, push, webhooks }
     }
 
     fn websub(&mut self, w: &RawWebsub) -> WebsubConfig {
@@ -592,6 +716,153 @@ impl Validator<'_> {
             timeout: self.duration("timeout", &w.timeout, Duration::from_secs(10)),
             retry: self.duration("retry", &w.retry, Duration::from_secs(10)),
             attempts: u32::try_from(attempts.min(100)).unwrap_or(100),
+        }
+    }
+
+    fn push(&mut self, p: Option<&RawPush>) -> PushConfig {
+        let empty = RawPush::default();
+        let p = p.unwrap_or(&empty);
+        let mut nets = Vec::new();
+        for n in &p.allow_networks {
+            match crate::push::deliver::Networks::parse(std::slice::from_ref(n.get_ref())) {
+                Ok(_) => nets.push(n.get_ref().clone()),
+                Err(e) => self.err(n.span().start, format!("allow_networks: {e}")),
+            }
+        }
+        let max_attempts = self.positive("max_attempts", &p.max_attempts, crate::push::deliver::MAX_ATTEMPTS as usize);
+        PushConfig {
+            allow_networks: crate::push::deliver::Networks::parse(&nets).unwrap_or_default(),
+            timeout: self.duration("timeout", &p.timeout, Duration::from_secs(10)),
+            retry: self.duration("retry", &p.retry, Duration::from_secs(10)),
+            max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn webhooks(&mut self, raw: &[Spanned<RawWebhook>], topics: &[TopicConfig]) -> Vec<WebhookConfig> {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for h in raw {
+            let h = h.get_ref();
+            self.slug("webhook", &h.id);
+            if let Some(first) = ids.get(h.id.get_ref()) {
+                let (line, _) = line_col(self.text, *first);
+                self.err(
+                    h.id.span().start,
+                    format!("duplicate webhook id {:?} (first defined on line {line})", h.id.get_ref()),
+                );
+            } else {
+                ids.insert(h.id.get_ref().clone(), h.id.span().start);
+            }
+            let url = match Url::parse(h.url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+                    Some(u)
+                }
+                Ok(_) => {
+                    self.err(
+                        h.url.span().start,
+                        format!("url: {:?} is not an http(s) URL with a host", h.url.get_ref()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.err(h.url.span().start, format!("url: {:?} is not a valid URL: {e}", h.url.get_ref()));
+                    None
+                }
+            };
+            for t in &h.topics {
+                if !topics.iter().any(|k| &k.id == t.get_ref()) {
+                    self.err(
+                        t.span().start,
+                        format!("webhook {:?} names unknown topic {:?}", h.id.get_ref(), t.get_ref()),
+                    );
+                }
+            }
+            let on = match &h.on {
+                None => vec![HookEvent::NewStory],
+                Some(list) if list.get_ref().is_empty() => {
+                    self.err(list.span().start, "on: empty (use any of \"new_story\", \"min_outlets:N\", \"digest\")");
+                    Vec::new()
+                }
+                Some(list) => list.get_ref().iter().filter_map(|e| self.hook_event(e)).collect(),
+            };
+            let batch = h.batch.as_ref().map(|b| self.duration("batch", &Some(b.clone()), Duration::from_secs(300)));
+            let secret = match (&h.secret, &h.secret_file) {
+                (Some(_), Some(f)) => {
+                    self.err(f.span().start, "secret_file: set either secret or secret_file, not both");
+                    None
+                }
+                (Some(s), None) if s.get_ref().is_empty() => {
+                    self.err(s.span().start, "secret: empty");
+                    None
+                }
+                (Some(s), None) => Some(Secret(s.get_ref().as_bytes().to_vec())),
+                (None, Some(f)) => self.secret_file(f),
+                (None, None) => None,
+            };
+            let format = match h.format.as_ref().map(|f| (f.get_ref().as_str(), f.span().start)) {
+                None | Some(("json", _)) => HookFormat::Json,
+                Some(("ntfy", _)) => HookFormat::Ntfy,
+                Some(("slack", _)) => HookFormat::Slack,
+                Some((other, at)) => {
+                    self.err(at, format!("format: expected \"json\", \"ntfy\" or \"slack\", got {other:?}"));
+                    HookFormat::Json
+                }
+            };
+            if let Some(url) = url {
+                out.push(WebhookConfig {
+                    id: h.id.get_ref().clone(),
+                    url,
+                    topics: h.topics.iter().map(|t| t.get_ref().clone()).collect(),
+                    on,
+                    batch,
+                    secret,
+                    format,
+                });
+            }
+        }
+        out
+    }
+
+    fn hook_event(&mut self, e: &Spanned<String>) -> Option<HookEvent> {
+        let s = e.get_ref().trim();
+        match s {
+            "new_story" => return Some(HookEvent::NewStory),
+            "digest" => return Some(HookEvent::Digest),
+            _ => {}
+        }
+        if let Some(n) = s.strip_prefix("min_outlets:") {
+            return match n.trim().parse::<usize>() {
+                Ok(n) if n >= 2 => Some(HookEvent::MinOutlets(n)),
+                _ => {
+                    self.err(e.span().start, format!("on: {s:?}: min_outlets:N needs a whole number N of at least 2"));
+                    None
+                }
+            };
+        }
+        self.err(e.span().start, format!("on: {s:?} is not one of \"new_story\", \"min_outlets:N\", \"digest\""));
+        None
+    }
+
+    fn secret_file(&mut self, f: &Spanned<String>) -> Option<Secret> {
+        let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = dir.join(f.get_ref());
+        match std::fs::read(&path) {
+            Ok(mut bytes) => {
+                // Files written by `echo` or an editor end in a newline that is not part of the secret.
+                while bytes.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                    bytes.pop();
+                }
+                if bytes.is_empty() {
+                    self.err(f.span().start, format!("secret_file: {} is empty", path.display()));
+                    None
+                } else {
+                    Some(Secret(bytes))
+                }
+            }
+            Err(e) => {
+                self.err(f.span().start, format!("secret_file: cannot read {}: {e}", path.display()));
+                None
+            }
         }
     }
 
@@ -876,6 +1147,92 @@ mod tests {
         let e = Config::parse(Path::new("f.toml"), &format!("[web]\nfront = \"nope\"\n{topics}")).unwrap_err();
         assert_eq!(e.to_string(), "f.toml:2:9: front: no topic \"nope\" (topics: latest, top)");
         assert_eq!(Config::parse(Path::new("f.toml"), "").unwrap().web.front, None);
+    }
+
+    const HOOK_TOPICS: &str = "[[topic]]\nid = \"top\"\n[[topic]]\nid = \"energy\"\n";
+
+    fn hooks(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Path::new("f.toml"), &format!("{HOOK_TOPICS}{text}"))
+    }
+
+    #[test]
+    fn webhooks_and_push_keys() {
+        let dir = std::env::temp_dir().join(format!("newsdesk-config-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hook.secret"), "from-file\n").unwrap();
+        let text = format!(
+            "{HOOK_TOPICS}[push]\nallow_networks = [\"127.0.0.0/8\", \"10.1.2.3\"]\ntimeout = \"5s\"\nretry = \"2s\"\nmax_attempts = 4\n\
+             [[webhook]]\nid = \"desk\"\nurl = \"https://hooks.example/in?k=1\"\ntopics = [\"energy\"]\n\
+             on = [\"new_story\", \"min_outlets:3\", \"digest\"]\nbatch = \"5m\"\nsecret = \"abc\"\nformat = \"slack\"\n\
+             [[webhook]]\nid = \"phone\"\nurl = \"http://127.0.0.1:8090/news\"\nformat = \"ntfy\"\nsecret_file = \"hook.secret\"\n"
+        );
+        let c = Config::parse(&dir.join("feeds.toml"), &text).unwrap();
+        assert!(c.push.allow_networks.contains("127.3.2.1".parse().unwrap()));
+        assert!(c.push.allow_networks.contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            (c.push.timeout, c.push.retry, c.push.max_attempts),
+            (Duration::from_secs(5), Duration::from_secs(2), 4)
+        );
+        let h = &c.webhooks[0];
+        assert_eq!((h.id.as_str(), h.url.as_str()), ("desk", "https://hooks.example/in?k=1"));
+        assert_eq!(h.topics, vec!["energy".to_string()]);
+        assert!(h.follows("energy") && !h.follows("top"));
+        assert_eq!(h.on, vec![HookEvent::NewStory, HookEvent::MinOutlets(3), HookEvent::Digest]);
+        assert_eq!(h.on.iter().map(HookEvent::key).collect::<Vec<_>>(), ["new_story", "min_outlets:3", "digest"]);
+        assert_eq!((h.batch, h.format), (Some(Duration::from_secs(300)), HookFormat::Slack));
+        assert_eq!(h.secret, Some(Secret(b"abc".to_vec())));
+        assert!(!format!("{c:?}").contains("abc\""), "secrets are not in Debug output");
+        let p = &c.webhooks[1];
+        assert_eq!((p.format, p.batch, p.on.as_slice()), (HookFormat::Ntfy, None, &[HookEvent::NewStory][..]));
+        assert_eq!(p.secret, Some(Secret(b"from-file".to_vec())), "read at load, newline dropped");
+        assert!(p.topics.is_empty() && p.follows("top"), "default: every topic");
+        // Defaults.
+        let c = hooks("").unwrap();
+        assert!(c.webhooks.is_empty());
+        assert_eq!((c.push.timeout, c.push.retry), (Duration::from_secs(10), Duration::from_secs(10)));
+        assert_eq!(c.push.max_attempts, crate::push::deliver::MAX_ATTEMPTS);
+        assert!(!c.push.allow_networks.contains("127.0.0.1".parse().unwrap()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_webhook_and_push_values_point_at_the_spot() {
+        let hook = "[[webhook]]\nid = \"h\"\nurl = \"https://h.example/\"\n";
+        let cases: &[(&str, &str)] = &[
+            ("[push]\nallow_networks = [\"10.0.0.0/33\"]\n", "f.toml:6:19: allow_networks: \"10.0.0.0/33\": the prefix length must be 0 to 32"),
+            ("[push]\ntimeout = \"soon\"\n", "f.toml:6:11: timeout: \"soon\" is not a duration (expected e.g. \"30s\", \"15m\", \"6h\", \"30d\")"),
+            ("[push]\nretry = \"5\"\n", "f.toml:6:9: retry: \"5\": number without a unit (write e.g. \"5s\")"),
+            ("[push]\nmax_attempts = 0\n", "f.toml:6:16: max_attempts: must be at least 1, got 0"),
+            ("[push]\nallow = []\n", "f.toml:6:1: unknown field `allow`, expected one of `allow_networks`, `timeout`, `retry`, `max_attempts`"),
+            ("[[webhook]]\nid = \"Bad Id\"\nurl = \"https://h.example/\"\n", "f.toml:6:6: webhook id \"Bad Id\" is not a valid id: ids are lowercase letters, digits, '-' and '_'"),
+            ("[[webhook]]\nid = \"h\"\nurl = \"ftp://h.example/\"\n", "f.toml:7:7: url: \"ftp://h.example/\" is not an http(s) URL with a host"),
+            ("[[webhook]]\nid = \"h\"\nurl = \"not a url\"\n", "f.toml:7:7: url: \"not a url\" is not a valid URL: relative URL without a base"),
+            (&format!("{hook}topics = [\"sport\"]\n"), "f.toml:8:11: webhook \"h\" names unknown topic \"sport\""),
+            (&format!("{hook}on = []\n"), "f.toml:8:6: on: empty (use any of \"new_story\", \"min_outlets:N\", \"digest\")"),
+            (&format!("{hook}on = [\"min_outlets:1\"]\n"), "f.toml:8:7: on: \"min_outlets:1\": min_outlets:N needs a whole number N of at least 2"),
+            (&format!("{hook}on = [\"min_outlets:x\"]\n"), "f.toml:8:7: on: \"min_outlets:x\": min_outlets:N needs a whole number N of at least 2"),
+            (&format!("{hook}on = [\"new_story\", \"breaking\"]\n"), "f.toml:8:20: on: \"breaking\" is not one of \"new_story\", \"min_outlets:N\", \"digest\""),
+            (&format!("{hook}batch = \"5\"\n"), "f.toml:8:9: batch: \"5\": number without a unit (write e.g. \"5s\")"),
+            (&format!("{hook}secret = \"\"\n"), "f.toml:8:10: secret: empty"),
+            (&format!("{hook}secret = \"a\"\nsecret_file = \"s\"\n"), "f.toml:9:15: secret_file: set either secret or secret_file, not both"),
+            (&format!("{hook}format = \"xml\"\n"), "f.toml:8:10: format: expected \"json\", \"ntfy\" or \"slack\", got \"xml\""),
+            (&format!("{hook}events = []\n"), "f.toml:8:1: unknown field `events`, expected one of `id`, `url`, `topics`, `on`, `batch`, `secret`, `secret_file`, `format`"),
+            (&format!("{hook}{hook}"), "f.toml:9:6: duplicate webhook id \"h\" (first defined on line 6)"),
+        ];
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter_map(|(text, want)| {
+                let got = hooks(text).map(|_| ()).err().map(|e| e.to_string()).unwrap_or_default();
+                (&got != want).then(|| format!("{text:?}\n  got  {got}\n  want {want}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        let missing =
+            hooks(&format!("{hook}secret_file = \"/nonexistent/newsdesk.secret\"\n")).unwrap_err().to_string();
+        assert!(
+            missing.starts_with("f.toml:8:15: secret_file: cannot read /nonexistent/newsdesk.secret: "),
+            "{missing}"
+        );
     }
 
     #[test]

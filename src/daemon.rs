@@ -3,7 +3,8 @@
 //! task pings systemd only after the database answers, retention prunes old items, the
 //! digest task stores each ended digest period ([`crate::digest::run`]), SIGHUP
 //! reloads `feeds.toml`, SIGTERM/SIGINT stop cleanly. With `[websub]`, a push task
-//! (`crate::push::websub`) follows the served topics' changes.
+//! (`crate::push::websub`) follows the served topics' changes; webhooks POST new stories
+//! (`crate::push::webhook`).
 //!
 //! Next-due times live in the `sources` table, so a restart neither forgets a source nor
 //! polls them all at once: sources that fell due while the daemon was down are spread over
@@ -74,7 +75,27 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     };
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let server = start_server(&shared, &config, stop_rx.clone()).await?;
+    let mut state = crate::serve::AppState::new(shared.store.clone(), shared.config.clone(), shared.heartbeat.clone());
+    if let Some(w) = config.websub.as_ref().filter(|w| w.serve_hub || !w.hubs.is_empty()) {
+        let websub = crate::push::websub::WebSub::new(shared.store.clone(), shared.config.clone(), w.clone())
+            .context("starting WebSub")?;
+        let websub = Arc::new(websub);
+        state.websub = Some(websub.clone());
+        // Subscribed before serving starts, so no change goes unseen.
+        tokio::spawn(websub.run(state.topic_changes(), stop_rx.clone()));
+        tracing::info!(hubs = w.hubs.len(), serve_hub = w.serve_hub, "WebSub on");
+    }
+    // Subscribed before the server starts, so the first build of every topic is seen (the
+    // webhooks' baseline). Only with webhooks configured: a subscriber keeps every topic built.
+    let webhooks = (!config.webhooks.is_empty()).then(|| {
+        tokio::spawn(crate::push::webhook::run(
+            store.clone(),
+            shared.config.clone(),
+            state.topic_changes(),
+            stop_rx.clone(),
+        ))
+    });
+    let server = start_server(state, &config, stop_rx.clone()).await?;
 
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel::<Arc<Config>>();
     let scheduler = tokio::spawn(scheduler(
@@ -105,6 +126,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     watchdog.abort();
     retention.abort();
     digests.abort();
+    if let Some(w) = webhooks {
+        match tokio::time::timeout(Duration::from_secs(5), w).await {
+            Ok(Ok(Err(e))) => tracing::error!("webhooks: {e:#}"),
+            Err(_) => tracing::warn!("webhooks did not stop within 5s"),
+            _ => {}
+        }
+    }
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e:#}"),
         Err(_) => tracing::warn!("HTTP server did not stop within 5s"),
@@ -118,7 +146,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
 
 /// Binds `listen` and starts the HTTP server on it.
 async fn start_server(
-    shared: &Shared,
+    state: crate::serve::AppState,
     config: &Config,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
@@ -126,16 +154,6 @@ async fn start_server(
         .await
         .with_context(|| format!("binding the HTTP listener on {}", config.daemon.listen))?;
     tracing::info!(listen = %config.daemon.listen, "serving HTTP");
-    let mut state = crate::serve::AppState::new(shared.store.clone(), shared.config.clone(), shared.heartbeat.clone());
-    if let Some(w) = config.websub.as_ref().filter(|w| w.serve_hub || !w.hubs.is_empty()) {
-        let websub = crate::push::websub::WebSub::new(shared.store.clone(), shared.config.clone(), w.clone())
-            .context("starting WebSub")?;
-        let websub = Arc::new(websub);
-        state.websub = Some(websub.clone());
-        // Subscribed before serving starts, so no change goes unseen.
-        tokio::spawn(websub.run(state.topic_changes(), stop.clone()));
-        tracing::info!(hubs = w.hubs.len(), serve_hub = w.serve_hub, "WebSub on");
-    }
     Ok(tokio::spawn(crate::serve::run(listener, state, stopped(stop))))
 }
 
@@ -486,6 +504,13 @@ async fn retention_loop(shared: Shared, mut stop: watch::Receiver<bool>) {
             Ok(Ok(n)) if n > 0 => tracing::info!(items = n, "retention: pruned items older than the retention period"),
             Ok(Err(e)) => tracing::error!("retention failed: {e}"),
             _ => {}
+        }
+        if !shared.config().webhooks.is_empty() {
+            let keep = chrono::Duration::from_std(retention * 2).unwrap_or(chrono::Duration::days(60));
+            let cutoff_ms = (Utc::now() - keep).timestamp_millis();
+            if let Ok(Err(e)) = shared.store.write(move |w| crate::push::webhook::prune(&mut w.conn, cutoff_ms)).await {
+                tracing::error!("retention of webhook delivery state failed: {e}");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(RETENTION_EVERY) => {}

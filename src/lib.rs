@@ -27,6 +27,8 @@
 //!   period ended, storing each once), and the daemon task that builds them.
 //! - [`serve`]: HTTP routes, the rendered-bytes cache (ETag, 304, gzip) and its feed builder
 //!   thread, and `sendfile` for large bodies (`serve/sendfile.rs`).
+//! - [`push`]: outbound deliveries (`push::deliver`) and webhooks for new and breaking
+//!   stories (`push::webhook`), fed by the serving side's topic rebuilds.
 //! - [`priority`]: thread priorities: the writer first, parsing next, serving last.
 //! - [`export`]: every topic as static files for nginx; [`opml`]: sources to and from OPML.
 #![forbid(unsafe_code)]

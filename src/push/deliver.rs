@@ -25,8 +25,14 @@ pub const MAX_RESPONSE: usize = 64 * 1024;
 /// an hour): a hook that is down for a deploy gets its deliveries minutes later, one that is
 /// gone stops being tried within a day.
 pub fn backoff(attempt: u32) -> Duration {
-    let secs = 10u64.saturating_mul(3u64.saturating_pow(attempt.saturating_sub(1)));
-    Duration::from_secs(secs.min(3600))
+    backoff_from(Duration::from_secs(10), attempt)
+}
+
+/// [`backoff`] with another first wait (`[push] retry`): `first`, then ×3 each time, at most
+/// an hour.
+pub fn backoff_from(first: Duration, attempt: u32) -> Duration {
+    let factor = 3u32.saturating_pow(attempt.saturating_sub(1));
+    first.saturating_mul(factor).min(Duration::from_secs(3600))
 }
 
 /// Networks (CIDR) whose private addresses deliveries may reach (`allow_networks`).

@@ -2,9 +2,11 @@
 //! be polled. [`deliver`] is the outbound client every kind of push shares (timeouts, no
 //! redirects, the private-network guard, HMAC, backoff). The events come from the serving
 //! side's rebuilds ([`TopicChange`], see `crate::serve::AppState::topic_changes`).
-//! [`websub`] publishes to WebSub hubs and is newsdesk's own hub.
+//! [`websub`] publishes to WebSub hubs and is newsdesk's own hub; [`webhook`] turns the
+//! changes into POSTs to the configured `[[webhook]]`s.
 
 pub mod deliver;
+pub mod webhook;
 pub mod websub;
 
 use std::sync::Arc;

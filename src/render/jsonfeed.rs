@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::FeedView;
+use super::{EntryView, FeedView};
 
 #[derive(Serialize)]
 struct JsonFeed<'a> {
@@ -25,8 +25,9 @@ struct Hub<'a> {
     url: &'a str,
 }
 
+/// One JSON Feed item (also what webhook payloads carry, see `crate::push::webhook`).
 #[derive(Serialize)]
-struct JsonItem<'a> {
+pub(crate) struct JsonItem<'a> {
     id: &'a str,
     url: &'a str,
     title: &'a str,
@@ -62,28 +63,7 @@ struct OutletRef<'a> {
 
 /// The feed as a JSON Feed 1.1 document.
 pub fn render(feed: &FeedView) -> Vec<u8> {
-    let items = feed
-        .entries
-        .iter()
-        .map(|e| JsonItem {
-            id: &e.id,
-            url: &e.link,
-            title: &e.title,
-            content_html: &e.content_html,
-            content_text: e.content_text.as_deref(),
-            date_published: e.published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            date_modified: e.updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            authors: e.authors.iter().map(|a| Author { name: a }).collect(),
-            tags: e.tags.iter().map(String::as_str).collect(),
-            // Digest entries (the ones with a text part) have no lead outlet of their own.
-            newsdesk: e.content_text.is_none().then(|| Extension {
-                about: "https://github.com/newsdesk/newsdesk#json-feed",
-                outlets: std::iter::once(OutletRef { name: &e.outlet, url: Some(&e.link) })
-                    .chain(e.others.iter().map(|(name, url)| OutletRef { name, url: url.as_deref() }))
-                    .collect(),
-            }),
-        })
-        .collect();
+    let items = feed.entries.iter().map(item).collect();
     let doc = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &feed.title,
@@ -97,6 +77,28 @@ pub fn render(feed: &FeedView) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     bytes
+}
+
+/// The item for one entry, exactly as a topic's JSON Feed shows it.
+pub(crate) fn item(e: &EntryView) -> JsonItem<'_> {
+    JsonItem {
+        id: &e.id,
+        url: &e.link,
+        title: &e.title,
+        content_html: &e.content_html,
+        content_text: e.content_text.as_deref(),
+        date_published: e.published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        date_modified: e.updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        authors: e.authors.iter().map(|a| Author { name: a }).collect(),
+        tags: e.tags.iter().map(String::as_str).collect(),
+        // Digest and health entries (the ones with a text part) have no lead outlet of their own.
+        newsdesk: e.content_text.is_none().then(|| Extension {
+            about: "https://github.com/newsdesk/newsdesk#json-feed",
+            outlets: std::iter::once(OutletRef { name: &e.outlet, url: Some(&e.link) })
+                .chain(e.others.iter().map(|(name, url)| OutletRef { name, url: url.as_deref() }))
+                .collect(),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,42 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: None,
     },
+    // 9: webhook deliveries (see `crate::push::webhook`). One row per (hook, topic, story,
+    // event) the hook has seen: `seen` for the baseline and for events another topic already
+    // carried, else the state of the POST that carries it (its batch). A batch keeps its body,
+    // so a pending one is resent after a restart exactly as first sent (same delivery id).
+    Migration {
+        sql: r#"
+    CREATE TABLE webhook_batches (
+        id            TEXT PRIMARY KEY,     -- X-Newsdesk-Delivery
+        hook          TEXT NOT NULL,
+        status        TEXT NOT NULL,        -- pending | delivered | failed
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_attempt  INTEGER NOT NULL,     -- unix milliseconds
+        created       INTEGER NOT NULL,     -- unix milliseconds
+        last_error    TEXT,
+        content_type  TEXT NOT NULL,
+        headers       TEXT NOT NULL,        -- JSON [[name, value], ...], unsigned
+        body          BLOB NOT NULL
+    );
+    CREATE INDEX webhook_batches_status ON webhook_batches(status, next_attempt);
+    CREATE TABLE webhook_deliveries (
+        hook          TEXT NOT NULL,
+        topic         TEXT NOT NULL,
+        story_id      INTEGER NOT NULL,
+        event         TEXT NOT NULL,        -- new_story | min_outlets:N | baseline (story 0: the topic was seen)
+        status        TEXT NOT NULL,        -- seen | pending | delivered | failed
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_attempt  INTEGER,
+        batch_id      TEXT,
+        created       INTEGER NOT NULL,
+        PRIMARY KEY (hook, topic, story_id, event)
+    ) WITHOUT ROWID;
+    CREATE INDEX webhook_deliveries_batch ON webhook_deliveries(batch_id);
+    CREATE INDEX webhook_deliveries_story ON webhook_deliveries(hook, story_id, event);
+    "#,
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.
