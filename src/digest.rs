@@ -349,13 +349,18 @@ pub async fn build_ended(store: &Store, config: &Arc<Config>, now: i64) -> anyho
     if digests.is_empty() {
         return Ok(0);
     }
+    let cfg = config.clone();
     let stored = store
         .write(move |w| -> rusqlite::Result<Vec<(String, String)>> {
             let mut done = Vec::new();
             for d in &digests {
-                if insert(&w.conn, d)? {
+                // Stored and announced to the digest webhooks together, or neither.
+                let tx = w.conn.transaction()?;
+                if insert(&tx, d)? {
+                    crate::push::webhook::record_digest(&tx, &cfg, d)?;
                     done.push((d.topic.clone(), d.guid.clone()));
                 }
+                tx.commit()?;
             }
             w.changed();
             Ok(done)

@@ -455,3 +455,62 @@ fn a_500_then_a_200_is_delivered_once() {
     assert_eq!(d.count("SELECT COUNT(*) FROM webhook_batches WHERE status = 'delivered' AND attempts = 2"), 1);
     assert_eq!(d.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'delivered'"), 1);
 }
+
+#[test]
+fn a_digest_hook_gets_one_post_per_stored_period_and_nothing_again_after_a_restart() {
+    let srv = TestServer::start();
+    let now = chrono::Utc::now().timestamp();
+    // One story on each of the three days before today: three ended `daily 00:00` periods.
+    let mut feed = String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Daily</title>");
+    for (k, title) in HEADLINES.iter().enumerate().take(4).skip(1) {
+        let date = chrono::DateTime::from_timestamp(now - k as i64 * 86400, 0).unwrap().to_rfc2822();
+        feed.push_str(&format!(
+            "<item><guid>d{k}</guid><link>https://d.example/{k}</link><title>{title}</title><pubDate>{date}</pubDate></item>"
+        ));
+    }
+    feed.push_str("</channel></rss>");
+    srv.set("/d.xml", Reply::rss(feed));
+    let rx = Receiver::ok();
+    let port = port();
+    let extra = format!(
+        "digest = \"daily 00:00\"\n\n[push]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [[webhook]]\nid = \"mail\"\nurl = \"{}\"\non = [\"digest\"]\nsecret = \"k\"\n",
+        rx.url("/digest")
+    );
+    let d = desk("webhook-digest", port, &[("d", srv.url("/d.xml"))], &extra);
+    d.fetch(&["d"]);
+    let daemon = Daemon::start(&d, &[]);
+    let got = rx.wait("/digest", 3, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, _, log) = daemon.stop();
+    assert_eq!(rx.got("/digest").len(), 3, "one POST per stored period: {log}");
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|g| {
+            let v = g.json();
+            assert_eq!(
+                (v["hook"].as_str(), v["event"].as_str(), v["topic"]["id"].as_str()),
+                (Some("mail"), Some("digest"), Some("all"))
+            );
+            assert!(v["topic"]["feed_url"].as_str().unwrap().ends_with("/topics/all/digest.json"), "{v}");
+            let item = &v["items"][0];
+            assert!(item["content_html"].as_str().unwrap().contains("style="), "{item}");
+            assert!(!item["content_text"].as_str().unwrap().is_empty(), "{item}");
+            assert_eq!(
+                g.headers.get("x-newsdesk-signature").cloned(),
+                Some(format!("sha256={}", hmac_hex(b"k", &g.body)))
+            );
+            item["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three periods, three GUIDs: {ids:?}");
+    assert!(ids.iter().all(|i| i.contains("/topics/all/digest/")), "{ids:?}");
+    assert_eq!(d.count("SELECT COUNT(*) FROM digests"), 3);
+    // A restart announces nothing again: the digests are stored, and so are their deliveries.
+    let daemon = Daemon::start(&d, &[]);
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, _, log) = daemon.stop();
+    assert_eq!(rx.got("/digest").len(), 3, "nothing again after a restart: {log}");
+}

@@ -67,9 +67,7 @@ pub async fn run(
     Ok(())
 }
 
-/// Webhooks that take digests: the digest builder's hook point. When a digest is built, it
-/// records and sends one POST per hook returned here (the `digest` event kind is accepted in
-/// config and stored as such, but nothing fires it yet).
+/// Webhooks that take digests (`on = ["digest"]`) and follow `topic` (see [`record_digest`]).
 pub fn digest_hooks<'a>(config: &'a Config, topic: &str) -> Vec<&'a WebhookConfig> {
     config.webhooks.iter().filter(|h| h.follows(topic) && h.on.contains(&HookEvent::Digest)).collect()
 }
@@ -325,6 +323,13 @@ fn build_posts(config: &Config, hook: &WebhookConfig, events: Vec<Pending>) -> V
 /// Returns how many POSTs are pending.
 fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> rusqlite::Result<usize> {
     let tx = c.transaction()?;
+    let n = record_posts_in(&tx, hook, posts)?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// [`record_posts`] inside the caller's transaction.
+fn record_posts_in(tx: &Connection, hook: &str, posts: Vec<Post>) -> rusqlite::Result<usize> {
     let now = now_ms();
     let mut n = 0;
     {
@@ -358,8 +363,73 @@ fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> rusqlite::R
             n += 1;
         }
     }
-    tx.commit()?;
     Ok(n)
+}
+
+/// Records the POST announcing a newly stored digest to each hook with `on = ["digest"]`
+/// that follows its topic, inside the transaction that stores the digest (so a digest is
+/// announced exactly when it is stored, once per hook and period; the send loop delivers it
+/// as it delivers the others). Returns how many POSTs are pending.
+pub fn record_digest(tx: &Connection, config: &Config, d: &crate::digest::Digest) -> rusqlite::Result<usize> {
+    let Some(topic) = config.topics.iter().find(|t| t.id == d.topic) else { return Ok(0) };
+    let mut n = 0;
+    for hook in digest_hooks(config, &d.topic) {
+        let (content_type, headers, body) = digest_payload(config, hook, topic, d);
+        // The period start stands in for a story id; the event names the topic, so two topics'
+        // digests of the same period are two events.
+        let rows = vec![(d.topic.clone(), d.start, format!("digest:{}", d.topic))];
+        let post = Post { id: delivery_id(), content_type, headers, body, rows };
+        n += record_posts_in(tx, &hook.id, vec![post])?;
+    }
+    Ok(n)
+}
+
+/// The content type, extra headers and body of the POST announcing digest `d`.
+fn digest_payload(
+    config: &Config,
+    hook: &WebhookConfig,
+    topic: &TopicConfig,
+    d: &crate::digest::Digest,
+) -> (&'static str, Vec<(String, String)>, Vec<u8>) {
+    let base = &config.daemon.base_url;
+    let link = render::under(base, &format!("topics/{}", topic.id));
+    let title = render::clean_text(&topic.title, 200);
+    match hook.format {
+        HookFormat::Json => {
+            let published = render::time(d.end).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let doc = serde_json::json!({
+                "hook": hook.id,
+                "event": "digest",
+                "topic": {
+                    "id": topic.id,
+                    "title": title,
+                    "feed_url": render::under(base, &format!("topics/{}/digest.json", topic.id)),
+                },
+                "items": [{
+                    "id": d.guid,
+                    "url": link,
+                    "title": d.title,
+                    "content_html": d.html,
+                    "content_text": d.text,
+                    "date_published": published,
+                }],
+            });
+            ("application/json", Vec::new(), serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec()))
+        }
+        HookFormat::Ntfy => {
+            let headers = vec![
+                ("Title".to_string(), header_text(&d.title)),
+                ("Click".to_string(), link),
+                ("Tags".to_string(), "newspaper".to_string()),
+            ];
+            ("text/plain; charset=utf-8", headers, d.text.clone().into_bytes())
+        }
+        HookFormat::Slack => {
+            let text = format!("*{}*\n{}", slack_escape(&d.title), slack_escape(&d.text));
+            let body = serde_json::to_vec(&serde_json::json!({ "text": text })).unwrap_or_else(|_| b"{}".to_vec());
+            ("application/json", Vec::new(), body)
+        }
+    }
 }
 
 /// Forgets delivery state recorded before `cutoff_ms` (the daemon passes twice the
