@@ -770,7 +770,7 @@ async fn digest_feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfi
                 .with_context(|| format!("reading the digests of topic {:?}", t.id))?;
             let now = unix_now();
             let formats = Format::ALL.map(|f| {
-                let body = render::digest::render(f, &t, &digests, &cfg.daemon.base_url);
+                let body = render::digest::render(f, &t, &digests, &cfg.daemon.base_url, &cfg.hub_urls());
                 let previous = current.as_ref().map(|c| &c.formats[f.index()]);
                 Rendered::new(body, Kind::Feed(f), previous, now, Some(&files))
             });
@@ -778,7 +778,23 @@ async fn digest_feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfi
         })
         .await?;
     let built = Arc::new(built);
-    state.cache.digests.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
+    let previous =
+        state.cache.digests.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
+    // A stored digest is news for WebSub, as a topic's new bytes are (see `refresher`).
+    if state.cache.changes.receiver_count() > 0 {
+        let changed = Format::ALL
+            .map(|f| previous.as_ref().is_none_or(|p| p.formats[f.index()].tag != built.formats[f.index()].tag));
+        if changed.iter().any(|&c| c) {
+            let _ = state.cache.changes.send(crate::push::TopicChange {
+                topic: topic.id.clone(),
+                stories: Arc::default(),
+                bytes: Format::ALL.map(|f| built.formats[f.index()].body.clone()),
+                changed,
+                first: previous.is_none(),
+                digest: true,
+            });
+        }
+    }
     Ok(built)
 }
 
@@ -832,6 +848,12 @@ async fn refresher(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>
         let version = state.content_version();
         for topic in &config.topics {
             let cached = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
+            // Push consumers need every digest feed too: a stored digest is a change.
+            if topic.digest.is_some() && state.cache.changes.receiver_count() > 0 {
+                if let Err(e) = digest_feeds(&state, &config, topic).await {
+                    tracing::warn!(topic = %topic.id, "building a digest feed: {e:#}");
+                }
+            }
             let Some(cached) = cached else {
                 // Push consumers need every topic, requested or not.
                 if state.cache.changes.receiver_count() > 0 {
@@ -931,6 +953,7 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
                 bytes: Format::ALL.map(|f| built.formats[f.index()].body.clone()),
                 changed,
                 first: previous.is_none(),
+                digest: false,
             });
         }
     }

@@ -538,3 +538,64 @@ fn a_hub_that_redirects_to_a_private_address_is_not_followed() {
     failing_hub("websub-redirect", &hub.url("/hub"), "redirect to http://10.0.0.1/hub not followed", 1);
     assert_eq!(hub.got("POST").len(), 1, "a redirect is not worth retrying");
 }
+
+#[test]
+fn a_stored_digest_is_pushed_to_digest_subscribers_and_pinged_to_hubs() {
+    let hub = Sink::start(Answer::Status(204));
+    let w = world("websub-digest", None);
+    {
+        // The topic gets a digest; our hub and an external one.
+        let text = std::fs::read_to_string(&w.desk.config).unwrap().replace(
+            "[[topic]]\nid = \"all\"\ntitle = \"All\"\n",
+            "[[topic]]\nid = \"all\"\ntitle = \"All\"\ndigest = \"daily 00:00\"\n",
+        );
+        std::fs::write(&w.desk.config, format!("{text}\n[websub]\n{HUB}\nhubs = [\"{}\"]\n", hub.url("/hub"))).unwrap();
+    }
+    let sub = Sink::start(Answer::Echo);
+    let daemon = Daemon::start(&w.desk, &[]);
+    w.wait_served(1);
+    let digest_url = format!("{}topics/all/digest.rss", w.base);
+    // Digest feeds name the hubs too.
+    let (status, _, atom) = http("GET", &digest_url, None);
+    assert_eq!(status, 200);
+    let links = atom_links(&String::from_utf8_lossy(&atom));
+    assert!(links.contains(&("hub".to_string(), format!("{}websub", w.base))), "{links:?}");
+    assert!(links.contains(&("hub".to_string(), hub.url("/hub"))), "{links:?}");
+    let body = form(&[("hub.mode", "subscribe"), ("hub.topic", &digest_url), ("hub.callback", &sub.url("/digest"))]);
+    let (status, text) = {
+        let (s, _, t) = http("POST", &format!("{}websub", w.base), Some(body));
+        (s, String::from_utf8_lossy(&t).into_owned())
+    };
+    assert_eq!(status, 202, "a digest feed is one of this hub's topics: {text}");
+    assert!(daemon.wait_log("subscribed to", Duration::from_secs(10)), "{}", daemon.log());
+
+    // A period's digest is stored (as the digest task stores one at a period's end).
+    let yesterday = chrono::Utc::now().timestamp() / 86400 * 86400 - 86400;
+    w.desk
+        .conn()
+        .execute(
+            "INSERT INTO digests (topic, period_start, period_end, guid, title, html, text, story_ids, published_at)
+             VALUES ('all', ?1, ?2, ?3, 'All: yesterday', '<p style=\"margin:0\">Harbour</p>', 'Harbour', '[]', ?2)",
+            rusqlite::params![yesterday, yesterday + 86400, format!("{}topics/all/digest/yesterday", w.base)],
+        )
+        .unwrap();
+    let posts = sub.wait("POST", 1, Duration::from_secs(15));
+    assert_eq!(posts.len(), 1, "the new digest feed is pushed:\n{}", daemon.log());
+    let (_, _, served) = http("GET", &digest_url, None);
+    assert_eq!(posts[0].body, served, "the delivery is the digest feed's bytes");
+    assert!(String::from_utf8_lossy(&served).contains("All: yesterday"));
+    let pinged =
+        |g: &[Got]| g.iter().any(|p| String::from_utf8_lossy(&p.body).contains(&form(&[("hub.url", &digest_url)])));
+    let end = Instant::now() + Duration::from_secs(20);
+    while !pinged(&hub.got("POST")) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pings = hub.got("POST");
+    assert!(
+        pinged(&pings),
+        "the external hub hears of the digest feed: {:?}\n{}",
+        pings.iter().map(|p| String::from_utf8_lossy(&p.body).into_owned()).collect::<Vec<_>>(),
+        daemon.log()
+    );
+    daemon.stop();
+}

@@ -30,11 +30,23 @@ pub struct TopicChange {
     /// The first build since the daemon started: nothing to compare with, so a consumer
     /// takes it as its baseline rather than as news.
     pub first: bool,
+    /// These are the topic's digest feeds (`/topics/{id}/digest.{ext}`: a digest was
+    /// stored), not its topic feeds; `stories` is empty then.
+    pub digest: bool,
 }
 
 impl TopicChange {
     /// The bytes in `format`.
     pub fn bytes(&self, format: Format) -> &Bytes {
         &self.bytes[format.index()]
+    }
+
+    /// Where the changed feed is served in `format`.
+    pub fn feed_url(&self, base_url: &url::Url, format: Format) -> String {
+        if self.digest {
+            crate::render::digest::feed_url(base_url, &self.topic, format)
+        } else {
+            crate::render::feed_url(base_url, &self.topic, format)
+        }
     }
 }

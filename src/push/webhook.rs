@@ -124,6 +124,10 @@ impl Events {
     }
 
     async fn change(&mut self, change: TopicChange) {
+        // Digest feeds' changes: digests are announced when stored (see `record_digest`).
+        if change.digest {
+            return;
+        }
         let config = self.config();
         for hook in config.webhooks.iter().filter(|h| h.follows(&change.topic)) {
             let kinds: Vec<HookEvent> = hook.on.iter().copied().filter(|e| *e != HookEvent::Digest).collect();

@@ -116,7 +116,16 @@ fn our_topics(config: &Config) -> Vec<String> {
     config
         .topics
         .iter()
-        .flat_map(|t| Format::ALL.map(|f| render::feed_url(&config.daemon.base_url, &t.id, f)))
+        .flat_map(|t| {
+            let digest = t
+                .digest
+                .is_some()
+                .then(|| Format::ALL.map(|f| render::digest::feed_url(&config.daemon.base_url, &t.id, f)));
+            Format::ALL
+                .map(|f| render::feed_url(&config.daemon.base_url, &t.id, f))
+                .into_iter()
+                .chain(digest.into_iter().flatten())
+        })
         .collect()
 }
 
@@ -205,7 +214,10 @@ impl WebSub {
             return Err(bad("hub.topic is missing".into()));
         };
         if !our_topics(&config).contains(&topic) {
-            let pattern = render::under(&config.daemon.base_url, "topics/{id}.{rss,atom,json}");
+            let pattern = render::under(
+                &config.daemon.base_url,
+                "topics/{id}.{rss,atom,json} or topics/{id}/digest.{rss,atom,json}",
+            );
             return Err(bad(format!("hub.topic {topic:?} is not one of this hub's feeds ({pattern})")));
         }
         let Some(callback) = fields.get("hub.callback") else {
@@ -303,8 +315,9 @@ impl WebSub {
 
     /// Runs until `stop`: takes the serving side's changes and sends what they call for.
     pub async fn run(self: Arc<Self>, mut changes: broadcast::Receiver<TopicChange>, mut stop: watch::Receiver<bool>) {
-        // Topic id -> (first change, last change, changed formats) of pings not sent yet.
-        let mut pings: HashMap<String, (Instant, Instant, [bool; 3])> = HashMap::new();
+        // (Topic id, digest feeds?) -> (first change, last change, changed formats) of pings
+        // not sent yet.
+        let mut pings: HashMap<(String, bool), (Instant, Instant, [bool; 3])> = HashMap::new();
         let mut expire = tokio::time::interval(EXPIRE_EVERY);
         loop {
             let due =
@@ -316,7 +329,7 @@ impl WebSub {
                     Ok(change) if change.first => {}
                     Ok(change) => {
                         let at = Instant::now();
-                        let entry = pings.entry(change.topic.clone()).or_insert((at, at, [false; 3]));
+                        let entry = pings.entry((change.topic.clone(), change.digest)).or_insert((at, at, [false; 3]));
                         entry.1 = at;
                         for (c, new) in entry.2.iter_mut().zip(change.changed) {
                             *c |= new;
@@ -332,14 +345,14 @@ impl WebSub {
                 },
                 () = sleep, if due.is_some() => {
                     let at = Instant::now();
-                    let ready: Vec<String> = pings
+                    let ready: Vec<(String, bool)> = pings
                         .iter()
                         .filter(|(_, &(first, last, _))| at >= (last + PUBLISH_QUIET).min(first + PUBLISH_MAX_DELAY))
                         .map(|(t, _)| t.clone())
                         .collect();
                     for topic in ready {
                         if let Some((_, _, changed)) = pings.remove(&topic) {
-                            self.publish(&topic, changed);
+                            self.publish(&topic.0, topic.1, changed);
                         }
                     }
                 }
@@ -349,13 +362,19 @@ impl WebSub {
     }
 
     /// Pings every configured hub about the changed formats of `topic`.
-    fn publish(self: &Arc<Self>, topic: &str, changed: [bool; 3]) {
+    fn publish(self: &Arc<Self>, topic: &str, digest: bool, changed: [bool; 3]) {
         let config = self.config();
         let Some(w) = &config.websub else { return };
         let urls: BTreeSet<String> = Format::ALL
             .into_iter()
             .filter(|f| changed[f.index()])
-            .map(|f| render::feed_url(&config.daemon.base_url, topic, f))
+            .map(|f| {
+                if digest {
+                    render::digest::feed_url(&config.daemon.base_url, topic, f)
+                } else {
+                    render::feed_url(&config.daemon.base_url, topic, f)
+                }
+            })
             .collect();
         for hub in &w.hubs {
             self.offer(format!("hub {hub}"), Job::Ping { hub: hub.clone(), urls: urls.clone() });
@@ -368,7 +387,7 @@ impl WebSub {
         let feeds: Vec<(Format, String)> = Format::ALL
             .into_iter()
             .filter(|f| change.changed[f.index()])
-            .map(|f| (f, render::feed_url(&config.daemon.base_url, &change.topic, f)))
+            .map(|f| (f, change.feed_url(&config.daemon.base_url, f)))
             .collect();
         let urls: Vec<String> = feeds.iter().map(|(_, u)| u.clone()).collect();
         let subs = self

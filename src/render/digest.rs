@@ -130,8 +130,10 @@ pub fn feed_url(base_url: &Url, topic_id: &str, format: Format) -> String {
 }
 
 /// `topic`'s stored digests (newest first) as a feed in `format`.
-pub fn render(format: Format, topic: &TopicConfig, digests: &[Digest], base_url: &Url) -> Vec<u8> {
-    let feed = view(topic, digests, base_url, format);
+pub fn render(format: Format, topic: &TopicConfig, digests: &[Digest], base_url: &Url, hubs: &[String]) -> Vec<u8> {
+    let mut feed = view(topic, digests, base_url, format);
+    // Our hub and `[websub] hubs` are told when a digest is stored (see `crate::serve`).
+    feed.hubs = hubs.to_vec();
     match format {
         Format::Rss => super::rss::render(&feed),
         Format::Atom => super::atom::render(&feed),
@@ -173,8 +175,6 @@ fn view(topic: &TopicConfig, digests: &[Digest], base_url: &Url, format: Format)
         id: under(base_url, &format!("topics/{}/digest", topic.id)),
         updated,
         entries,
-        // No hub yet: hubs are told of topic feed changes only, and a hub link that is never
-        // pinged would promise pushes that do not come.
         hubs: Vec::new(),
     }
 }
