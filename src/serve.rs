@@ -426,9 +426,9 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/sources/{file}", get(pages::health))
         .route("/embed/{topic}", get(pages::embed))
         .route("/search", get(pages::search_page))
-        .route("/search.rss", get(pages::search_rss))
-        .route("/search.atom", get(pages::search_atom))
-        .route("/search.json", get(pages::search_json))
+        .route("/search.rss", get(pages::search_feed::<0>))
+        .route("/search.atom", get(pages::search_feed::<1>))
+        .route("/search.json", get(pages::search_feed::<2>))
         .route("/assets/{file}", get(pages::asset))
         .route("/sources.opml", get(opml))
         .route("/websub", post(websub))
@@ -769,8 +769,9 @@ async fn digest_feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfi
             let digests = crate::digest::stored(conn, &t.id, crate::digest::FEED_ENTRIES)
                 .with_context(|| format!("reading the digests of topic {:?}", t.id))?;
             let now = unix_now();
+            let hubs = cfg.hub_urls();
             let formats = Format::ALL.map(|f| {
-                let body = render::digest::render(f, &t, &digests, &cfg.daemon.base_url, &cfg.hub_urls());
+                let body = render::digest::render(f, &t, &digests, &cfg.daemon.base_url, &hubs);
                 let previous = current.as_ref().map(|c| &c.formats[f.index()]);
                 Rendered::new(body, Kind::Feed(f), previous, now, Some(&files))
             });
@@ -781,20 +782,7 @@ async fn digest_feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfi
     let previous =
         state.cache.digests.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
     // A stored digest is news for WebSub, as a topic's new bytes are (see `refresher`).
-    if state.cache.changes.receiver_count() > 0 {
-        let changed = Format::ALL
-            .map(|f| previous.as_ref().is_none_or(|p| p.formats[f.index()].tag != built.formats[f.index()].tag));
-        if changed.iter().any(|&c| c) {
-            let _ = state.cache.changes.send(crate::push::TopicChange {
-                topic: topic.id.clone(),
-                stories: Arc::default(),
-                bytes: Format::ALL.map(|f| built.formats[f.index()].body.clone()),
-                changed,
-                first: previous.is_none(),
-                digest: true,
-            });
-        }
-    }
+    announce(state, &topic.id, previous.as_ref().map(|p| &*p.formats), &built.formats, Arc::default(), true);
     Ok(built)
 }
 
@@ -943,21 +931,34 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
     let built = Arc::new(built);
     let previous =
         state.cache.topics.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
-    if state.cache.changes.receiver_count() > 0 {
-        let changed = Format::ALL
-            .map(|f| previous.as_ref().is_none_or(|p| p.formats[f.index()].tag != built.formats[f.index()].tag));
-        if changed.iter().any(|&c| c) {
-            let _ = state.cache.changes.send(crate::push::TopicChange {
-                topic: topic.id.clone(),
-                stories: built.stories.clone(),
-                bytes: Format::ALL.map(|f| built.formats[f.index()].body.clone()),
-                changed,
-                first: previous.is_none(),
-                digest: false,
-            });
-        }
-    }
+    announce(state, &topic.id, previous.as_ref().map(|p| &p.formats), &built.formats, built.stories.clone(), false);
     Ok(built)
+}
+
+/// Tells push consumers (if any listen) that `topic`'s feeds (its digest feeds with `digest`)
+/// were rebuilt with other bytes than `previous`, or built for the first time.
+fn announce(
+    state: &AppState,
+    topic: &str,
+    previous: Option<&[Rendered; 3]>,
+    built: &[Rendered; 3],
+    stories: Arc<Vec<StoryView>>,
+    digest: bool,
+) {
+    if state.cache.changes.receiver_count() == 0 {
+        return;
+    }
+    let changed = Format::ALL.map(|f| previous.is_none_or(|p| p[f.index()].tag != built[f.index()].tag));
+    if changed.iter().any(|&c| c) {
+        let _ = state.cache.changes.send(crate::push::TopicChange {
+            topic: topic.to_string(),
+            stories,
+            bytes: Format::ALL.map(|f| built[f.index()].body.clone()),
+            changed,
+            first: previous.is_none(),
+            digest,
+        });
+    }
 }
 
 /// A topic feed's answer: [`respond`], with its WebSub `Link` header when hubs are named.

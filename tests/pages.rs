@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{rss_dated, Daemon, Desk, Reply, TestServer};
-use support::http;
+use support::{http, TOPICS};
 
 const LAVROV_DAWN: &str = "Lavrov arrives in Islamabad for talks with Pakistani leaders";
 const LAVROV_REUTERS: &str = "Russia's Lavrov holds talks in Islamabad with Pakistani leaders";
@@ -173,30 +173,7 @@ fn site(name: &str) -> Site {
         .source_with("evil", &srv.url("/evil.xml"), "title = \"Evil \u{202E}Outlet\"")
         .write();
     let mut f = std::fs::OpenOptions::new().append(true).open(&desk.config).unwrap();
-    std::io::Write::write_all(
-        &mut f,
-        br#"
-[web]
-front = "top-news"
-
-[[topic]]
-id = "top-news"
-title = "Top News"
-rank = "coverage"
-min_outlets = 2
-
-[[topic]]
-id = "pakistan"
-title = "Pakistan"
-include = ["Pakistan", "Islamabad"]
-exclude = ["cricket"]
-
-[[topic]]
-id = "latest"
-title = "Latest"
-"#,
-    )
-    .unwrap();
+    std::io::Write::write_all(&mut f, format!("\n[web]\nfront = \"top-news\"\n{TOPICS}").as_bytes()).unwrap();
     drop(f);
     let daemon = Daemon::start(&desk, &[]);
     let s = Site { _srv: srv, desk, daemon: Some(daemon), base };

@@ -273,47 +273,25 @@ pub(super) fn style_for<'a>(state: &'a AppState, file: &str) -> Option<&'a Rende
 pub(super) type SearchKey = (String, Option<Format>);
 
 /// `/search?q=`: the stories matching a query, as a page.
-pub(super) async fn search_page(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn search_page(state: State<Arc<AppState>>, query: RawQuery, headers: HeaderMap) -> Response {
     search_answer(state, query, headers, None).await
 }
 
-/// `/search.rss?q=`.
-pub(super) async fn search_rss(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
+/// `/search.{rss,atom,json}?q=`: the same search as a feed (`F` = [`Format::index`]).
+pub(super) async fn search_feed<const F: usize>(
+    state: State<Arc<AppState>>,
+    query: RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    search_answer(state, query, headers, Some(Format::Rss)).await
-}
-
-/// `/search.atom?q=`.
-pub(super) async fn search_atom(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    search_answer(state, query, headers, Some(Format::Atom)).await
-}
-
-/// `/search.json?q=`.
-pub(super) async fn search_json(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    search_answer(state, query, headers, Some(Format::Json)).await
+    search_answer(state, query, headers, Some(Format::ALL[F])).await
 }
 
 /// Runs a search (bounded in length, terms, results and time: see [`search`]) and answers
 /// it as a page or feed; a query that does not parse is a 400 that says why and shows the
 /// syntax, one that runs out of time a 503.
 async fn search_answer(
-    state: Arc<AppState>,
-    raw: Option<String>,
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     format: Option<Format>,
 ) -> Response {
