@@ -53,7 +53,7 @@ pub const MAX_AGE: Duration = Duration::from_secs(60);
 pub const HEARTBEAT_LIMIT: i64 = 120;
 
 /// A stale topic is rebuilt at most this often (its previous bytes are served meanwhile).
-const REBUILD_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const REBUILD_EVERY: Duration = Duration::from_secs(2);
 
 /// What clients may cache: a minute, then revalidate (cheap: 304).
 const CACHE_CONTROL: &str = "public, max-age=60";
@@ -93,6 +93,7 @@ impl AppState {
             builder: Mutex::default(),
             story_pages: RwLock::default(),
             search_pages: RwLock::default(),
+            searches: Mutex::default(),
             digests: RwLock::default(),
             changes: tokio::sync::broadcast::channel(CHANGES_QUEUE).0,
             style: std::sync::OnceLock::new(),
@@ -209,6 +210,8 @@ struct Cache {
     changes: tokio::sync::broadcast::Sender<crate::push::TopicChange>,
     /// Rendered search answers (see `pages`).
     search_pages: RwLock<HashMap<pages::SearchKey, Arc<pages::StoryPage>>>,
+    /// Search feeds watched for push consumers (see `pages::watch_searches`).
+    searches: Mutex<pages::Watched>,
     /// Rendered digest feeds by topic id.
     digests: RwLock<HashMap<String, Arc<DigestFeeds>>>,
     /// The stylesheet, prepared on first request.
@@ -782,7 +785,14 @@ async fn digest_feeds(state: &AppState, config: &Arc<Config>, topic: &TopicConfi
     let previous =
         state.cache.digests.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
     // A stored digest is news for WebSub, as a topic's new bytes are (see `refresher`).
-    announce(state, &topic.id, previous.as_ref().map(|p| &*p.formats), &built.formats, Arc::default(), true);
+    announce(
+        state,
+        &topic.id,
+        previous.as_ref().map(|p| p.formats.each_ref()),
+        built.formats.each_ref(),
+        Arc::default(),
+        crate::push::FeedKind::Digest,
+    );
     Ok(built)
 }
 
@@ -834,6 +844,15 @@ async fn refresher(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>
         }
         let config = state.config();
         let version = state.content_version();
+        if state.cache.changes.receiver_count() > 0 {
+            let started = Instant::now();
+            if pages::watch_searches(&state, &config).await {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(started.elapsed()) => {}
+                }
+            }
+        }
         for topic in &config.topics {
             let cached = state.cache.topics.read().unwrap_or_else(|p| p.into_inner()).get(&topic.id).cloned();
             // Push consumers need every digest feed too: a stored digest is a change.
@@ -908,13 +927,7 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
                     Some(&files),
                 )
             });
-            let links = Format::ALL.map(|f| {
-                (!hubs.is_empty()).then(|| {
-                    let mut v: Vec<String> = hubs.iter().map(|h| format!("<{h}>; rel=\"hub\"")).collect();
-                    v.push(format!("<{}>; rel=\"self\"", render::feed_url(&cfg.daemon.base_url, &t.id, f)));
-                    header_value(&v.join(", "))
-                })
-            });
+            let links = Format::ALL.map(|f| hub_links(&hubs, &render::feed_url(&cfg.daemon.base_url, &t.id, f)));
             Ok(TopicFeeds {
                 version,
                 config: cfg,
@@ -931,19 +944,26 @@ async fn rebuild(state: &AppState, config: &Arc<Config>, topic: &TopicConfig) ->
     let built = Arc::new(built);
     let previous =
         state.cache.topics.write().unwrap_or_else(|p| p.into_inner()).insert(topic.id.clone(), built.clone());
-    announce(state, &topic.id, previous.as_ref().map(|p| &p.formats), &built.formats, built.stories.clone(), false);
+    announce(
+        state,
+        &topic.id,
+        previous.as_ref().map(|p| p.formats.each_ref()),
+        built.formats.each_ref(),
+        built.stories.clone(),
+        crate::push::FeedKind::Topic,
+    );
     Ok(built)
 }
 
-/// Tells push consumers (if any listen) that `topic`'s feeds (its digest feeds with `digest`)
-/// were rebuilt with other bytes than `previous`, or built for the first time.
+/// Tells push consumers (if any listen) that `topic`'s `feed` feeds were rebuilt with other
+/// bytes than `previous`, or built for the first time.
 fn announce(
     state: &AppState,
     topic: &str,
-    previous: Option<&[Rendered; 3]>,
-    built: &[Rendered; 3],
+    previous: Option<[&Rendered; 3]>,
+    built: [&Rendered; 3],
     stories: Arc<Vec<StoryView>>,
-    digest: bool,
+    feed: crate::push::FeedKind,
 ) {
     if state.cache.changes.receiver_count() == 0 {
         return;
@@ -956,9 +976,18 @@ fn announce(
             bytes: Format::ALL.map(|f| built[f.index()].body.clone()),
             changed,
             first: previous.is_none(),
-            digest,
+            feed,
         });
     }
+}
+
+/// The WebSub `Link` header of a feed served at `self_url` (`None` without hubs).
+fn hub_links(hubs: &[String], self_url: &str) -> Option<HeaderValue> {
+    (!hubs.is_empty()).then(|| {
+        let mut v: Vec<String> = hubs.iter().map(|h| format!("<{h}>; rel=\"hub\"")).collect();
+        v.push(format!("<{self_url}>; rel=\"self\""));
+        header_value(&v.join(", "))
+    })
 }
 
 /// A topic feed's answer: [`respond`], with its WebSub `Link` header when hubs are named.

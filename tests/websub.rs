@@ -599,3 +599,76 @@ fn a_stored_digest_is_pushed_to_digest_subscribers_and_pinged_to_hubs() {
     );
     daemon.stop();
 }
+
+#[test]
+fn search_feeds_name_the_hubs_and_their_changes_are_pushed_to_subscribers_and_pinged() {
+    let hub = Sink::start(Answer::Status(204));
+    let w = world("websub-search", Some(&format!("{HUB}\nhubs = [\"{}\"]", hub.url("/hub"))));
+    let sub = Sink::start(Answer::Echo);
+    let daemon = Daemon::start(&w.desk, &[]);
+    w.wait_served(1);
+    let own = format!("{}websub", w.base);
+
+    // The search feed names both hubs and itself, in its body and its Link header.
+    let search_url = format!("{}search.rss?q=harbour", w.base);
+    let (status, headers, body) = http("GET", &search_url, None);
+    assert_eq!(status, 200);
+    let links = atom_links(&String::from_utf8_lossy(&body));
+    assert!(links.contains(&("hub".to_string(), own.clone())), "{links:?}");
+    assert!(links.contains(&("hub".to_string(), hub.url("/hub"))), "{links:?}");
+    assert!(links.contains(&("self".to_string(), search_url.clone())), "{links:?}");
+    let link = headers.get("link").unwrap().to_str().unwrap().to_string();
+    assert!(link.contains(&format!("<{own}>; rel=\"hub\"")) && link.contains(&format!("<{search_url}>; rel=\"self\"")));
+    // Only fetched, never subscribed here: an external hub's subscribers may follow it.
+    let fetched_only = format!("{}search.json?q=coast", w.base);
+    assert_eq!(http("GET", &fetched_only, None).0, 200);
+
+    // Our hub takes a search feed's self link as hub.topic; a search that does not parse, or
+    // a search URL in another form than the self link, is refused.
+    let hub_url = format!("{}websub", w.base);
+    for (topic, want) in [
+        (format!("{}search.rss?q=%22unclosed", w.base), "the search does not parse"),
+        (format!("{}search.rss?q=harbour&x=1", w.base), "is not one of this hub's feeds"),
+    ] {
+        let body = form(&[("hub.mode", "subscribe"), ("hub.topic", &topic), ("hub.callback", &sub.url("/no"))]);
+        let (status, _, text) = http("POST", &hub_url, Some(body));
+        let text = String::from_utf8_lossy(&text);
+        assert_eq!(status, 400, "{topic}: {text}");
+        assert!(text.contains(want), "{topic}: {text}");
+    }
+    let body = form(&[("hub.mode", "subscribe"), ("hub.topic", &search_url), ("hub.callback", &sub.url("/search"))]);
+    let (status, _, text) = http("POST", &hub_url, Some(body));
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&text));
+    assert!(daemon.wait_log("subscribed to", Duration::from_secs(10)), "{}", daemon.log());
+    assert_eq!(sub.got("GET")[0].query("hub.topic"), Some(search_url.clone()));
+    // The subscription is the baseline; give the watcher a pass at it before the news.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(sub.got("POST").is_empty(), "nothing pushed before the search changed");
+
+    w.farm.set("/a.xml", Reply::rss(feed(2)));
+    let started = Instant::now();
+    let posts = sub.wait("POST", 1, Duration::from_secs(20));
+    assert!(!posts.is_empty(), "no delivery of the search feed:\n{}", daemon.log());
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    let p = &posts[0];
+    assert!(String::from_utf8_lossy(&p.body).contains("Harbour report number 2 from"));
+    assert_eq!(p.headers.get("content-type").map(String::as_str), Some("application/rss+xml; charset=utf-8"));
+    assert!(p.headers.get("link").is_some_and(|l| l.contains(&format!("<{search_url}>; rel=\"self\""))));
+    let (_, _, served) = http("GET", &search_url, None);
+    assert_eq!(p.body, served, "the delivery is the search feed's bytes");
+
+    // The external hub is pinged for both searches: the subscribed one and the fetched one.
+    let pinged =
+        |u: &str| hub.got("POST").iter().any(|p| String::from_utf8_lossy(&p.body).contains(&form(&[("hub.url", u)])));
+    let end = Instant::now() + Duration::from_secs(20);
+    while !(pinged(&search_url) && pinged(&fetched_only)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        pinged(&search_url) && pinged(&fetched_only),
+        "the external hub hears of both searches: {:?}\n{}",
+        hub.got("POST").iter().map(|p| String::from_utf8_lossy(&p.body).into_owned()).collect::<Vec<_>>(),
+        daemon.log()
+    );
+    daemon.stop();
+}

@@ -16,10 +16,22 @@ use axum::body::Bytes;
 use crate::render::Format;
 use crate::select::StoryView;
 
-/// A topic was rebuilt and its bytes changed (or it was built for the first time).
+/// Which kind of feed a [`TopicChange`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedKind {
+    /// A topic's feeds (`/topics/{id}.{ext}`).
+    Topic,
+    /// A topic's digest feeds (`/topics/{id}/digest.{ext}`: a digest was stored); `stories`
+    /// is empty then.
+    Digest,
+    /// A watched search's feeds (`/search.{ext}?q=`); `topic` is the query as typed.
+    Search,
+}
+
+/// A feed was rebuilt and its bytes changed (or it was built for the first time).
 #[derive(Clone)]
 pub struct TopicChange {
-    /// The topic's id.
+    /// The topic's id (for a search: the query as typed).
     pub topic: String,
     /// What it publishes now, best first.
     pub stories: Arc<Vec<StoryView>>,
@@ -30,9 +42,19 @@ pub struct TopicChange {
     /// The first build since the daemon started: nothing to compare with, so a consumer
     /// takes it as its baseline rather than as news.
     pub first: bool,
-    /// These are the topic's digest feeds (`/topics/{id}/digest.{ext}`: a digest was
-    /// stored), not its topic feeds; `stories` is empty then.
-    pub digest: bool,
+    /// Which feeds these are.
+    pub feed: FeedKind,
+}
+
+impl FeedKind {
+    /// Where the feed of this kind for `topic` (a topic id, or a query) is served in `format`.
+    pub fn url(self, base_url: &url::Url, topic: &str, format: Format) -> String {
+        match self {
+            FeedKind::Topic => crate::render::feed_url(base_url, topic, format),
+            FeedKind::Digest => crate::render::digest::feed_url(base_url, topic, format),
+            FeedKind::Search => crate::render::search_feed_url(base_url, topic, format),
+        }
+    }
 }
 
 impl TopicChange {
@@ -43,10 +65,6 @@ impl TopicChange {
 
     /// Where the changed feed is served in `format`.
     pub fn feed_url(&self, base_url: &url::Url, format: Format) -> String {
-        if self.digest {
-            crate::render::digest::feed_url(base_url, &self.topic, format)
-        } else {
-            crate::render::feed_url(base_url, &self.topic, format)
-        }
+        self.feed.url(base_url, &self.topic, format)
     }
 }

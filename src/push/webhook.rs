@@ -124,8 +124,9 @@ impl Events {
     }
 
     async fn change(&mut self, change: TopicChange) {
-        // Digest feeds' changes: digests are announced when stored (see `record_digest`).
-        if change.digest {
+        // Digest feeds' changes: digests are announced when stored (see `record_digest`);
+        // searches are no topic's.
+        if change.feed != super::FeedKind::Topic {
             return;
         }
         let config = self.config();

@@ -5,8 +5,11 @@
 //!   coalesced: the ping goes out once the topic was quiet for [`PUBLISH_QUIET`] (at most
 //!   [`PUBLISH_MAX_DELAY`] after its first change), since a hub fetches the feed itself and
 //!   ten pings in a burst would only make it fetch ten times.
+//! - **Searches**: the serving side re-runs the watched searches (those our subscribers follow,
+//!   see [`subscribed_searches`], and those fetched lately; at most [`WATCHED_SEARCHES`]) when
+//!   the store changes, and announces their changes like a topic's.
 //! - **Our hub** (`serve_hub = true`): `POST /websub` takes subscribe/unsubscribe requests for
-//!   our topic feeds ([`WebSub::request`]), answers 202 and verifies the intent in the
+//!   our topic, digest and search feeds ([`WebSub::request`]), answers 202 and verifies the intent in the
 //!   background (a GET to the callback that must echo a random challenge); verified
 //!   subscriptions live in `websub_subscriptions`. Each change of a feed is POSTed, as its new
 //!   bytes, to every live subscriber of that feed, signed with `X-Hub-Signature` when the
@@ -31,7 +34,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::deliver::{self, Deliverer, Outcome};
-use super::TopicChange;
+use super::{FeedKind, TopicChange};
 use crate::config::{Config, WebsubConfig, DEFAULT_LEASE};
 use crate::render::{self, Format};
 use crate::store::Store;
@@ -50,6 +53,10 @@ pub const VERIFYING: usize = 64;
 
 /// Largest `POST /websub` body read.
 pub const MAX_REQUEST: usize = 8 * 1024;
+
+/// Search feeds watched for changes at once (each is re-run when the store changes): those
+/// our hub's subscribers follow, then those fetched lately while hubs are named.
+pub const WATCHED_SEARCHES: usize = 64;
 
 /// Longest `hub.secret` accepted (the spec's bound).
 pub const MAX_SECRET: usize = 199;
@@ -71,6 +78,8 @@ pub struct WebSub {
     verifying: Arc<Semaphore>,
     /// Per target: present while a worker runs; `Some` holds the job waiting after its current.
     slots: Mutex<HashMap<String, Option<Job>>>,
+    /// Set when a search feed got a subscription: the watcher takes a baseline of it at once.
+    new_search: std::sync::atomic::AtomicBool,
 }
 
 /// One thing to send to one target.
@@ -153,11 +162,17 @@ impl WebSub {
             in_flight: Semaphore::new(IN_FLIGHT),
             verifying: Arc::new(Semaphore::new(VERIFYING)),
             slots: Mutex::default(),
+            new_search: Default::default(),
         })
     }
 
     fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether a search feed got a subscription since the last call.
+    pub fn take_new_search(&self) -> bool {
+        self.new_search.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether `POST /websub` is served.
@@ -213,12 +228,19 @@ impl WebSub {
         let Some(topic) = fields.get("hub.topic").cloned() else {
             return Err(bad("hub.topic is missing".into()));
         };
-        if !our_topics(&config).contains(&topic) {
+        let search = render::search_feed_of(&config.daemon.base_url, &topic).map(|(_, q)| q);
+        if let Some(q) = &search {
+            if let Err(e) = crate::store::search::parse(q) {
+                return Err(bad(format!("hub.topic {topic:?}: the search does not parse: {e}")));
+            }
+        } else if !our_topics(&config).contains(&topic) {
             let pattern = render::under(
                 &config.daemon.base_url,
-                "topics/{id}.{rss,atom,json} or topics/{id}/digest.{rss,atom,json}",
+                "topics/{id}.{rss,atom,json}, topics/{id}/digest.{rss,atom,json} or search.{rss,atom,json}?q=",
             );
-            return Err(bad(format!("hub.topic {topic:?} is not one of this hub's feeds ({pattern})")));
+            return Err(bad(format!(
+                "hub.topic {topic:?} is not one of this hub's feeds ({pattern}; a search as its feed's self link names it)"
+            )));
         }
         let Some(callback) = fields.get("hub.callback") else {
             return Err(bad("hub.callback is missing".into()));
@@ -235,6 +257,25 @@ impl WebSub {
         let secret = fields.get("hub.secret").filter(|s| !s.is_empty()).cloned();
         if secret.as_ref().is_some_and(|s| s.len() > MAX_SECRET) {
             return Err(bad(format!("hub.secret is longer than {MAX_SECRET} bytes")));
+        }
+        if subscribe && search.is_some() {
+            let (t, prefix) = (topic.clone(), format!("{}%", render::under(&config.daemon.base_url, "search.")));
+            let watched = self.read(move |conn| searches_besides(conn, &prefix, &t, now())).await;
+            match watched {
+                Ok(n) if n < WATCHED_SEARCHES => {}
+                Ok(_) => {
+                    return Err((
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "this hub watches at most {WATCHED_SEARCHES} search feeds; subscribe to a topic instead"
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    tracing::error!("websub: counting search subscriptions: {e:#}");
+                    return Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the daemon's log".into()));
+                }
+            }
         }
         if subscribe {
             let (t, c, max) = (topic.clone(), callback.to_string(), w.max_subscriptions);
@@ -304,6 +345,9 @@ impl WebSub {
         let stored = self.store.write(move |w| store_intent(&w.conn, &i, max, now())).await;
         match stored {
             Ok(Ok(true)) if intent.subscribe => {
+                if render::search_feed_of(&self.config().daemon.base_url, &intent.topic).is_some() {
+                    self.new_search.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::info!("websub: {} subscribed to {} (lease {}s)", intent.callback, intent.topic, intent.lease)
             }
             Ok(Ok(true)) => tracing::info!("websub: {} unsubscribed from {}", intent.callback, intent.topic),
@@ -315,9 +359,9 @@ impl WebSub {
 
     /// Runs until `stop`: takes the serving side's changes and sends what they call for.
     pub async fn run(self: Arc<Self>, mut changes: broadcast::Receiver<TopicChange>, mut stop: watch::Receiver<bool>) {
-        // (Topic id, digest feeds?) -> (first change, last change, changed formats) of pings
-        // not sent yet.
-        let mut pings: HashMap<(String, bool), (Instant, Instant, [bool; 3])> = HashMap::new();
+        // (Topic id or query, kind of feed) -> (first change, last change, changed formats) of
+        // pings not sent yet.
+        let mut pings: HashMap<(String, FeedKind), (Instant, Instant, [bool; 3])> = HashMap::new();
         let mut expire = tokio::time::interval(EXPIRE_EVERY);
         loop {
             let due =
@@ -329,7 +373,7 @@ impl WebSub {
                     Ok(change) if change.first => {}
                     Ok(change) => {
                         let at = Instant::now();
-                        let entry = pings.entry((change.topic.clone(), change.digest)).or_insert((at, at, [false; 3]));
+                        let entry = pings.entry((change.topic.clone(), change.feed)).or_insert((at, at, [false; 3]));
                         entry.1 = at;
                         for (c, new) in entry.2.iter_mut().zip(change.changed) {
                             *c |= new;
@@ -345,7 +389,7 @@ impl WebSub {
                 },
                 () = sleep, if due.is_some() => {
                     let at = Instant::now();
-                    let ready: Vec<(String, bool)> = pings
+                    let ready: Vec<(String, FeedKind)> = pings
                         .iter()
                         .filter(|(_, &(first, last, _))| at >= (last + PUBLISH_QUIET).min(first + PUBLISH_MAX_DELAY))
                         .map(|(t, _)| t.clone())
@@ -361,20 +405,14 @@ impl WebSub {
         }
     }
 
-    /// Pings every configured hub about the changed formats of `topic`.
-    fn publish(self: &Arc<Self>, topic: &str, digest: bool, changed: [bool; 3]) {
+    /// Pings every configured hub about the changed formats of `topic`'s `feed`.
+    fn publish(self: &Arc<Self>, topic: &str, feed: FeedKind, changed: [bool; 3]) {
         let config = self.config();
         let Some(w) = &config.websub else { return };
         let urls: BTreeSet<String> = Format::ALL
             .into_iter()
             .filter(|f| changed[f.index()])
-            .map(|f| {
-                if digest {
-                    render::digest::feed_url(&config.daemon.base_url, topic, f)
-                } else {
-                    render::feed_url(&config.daemon.base_url, topic, f)
-                }
-            })
+            .map(|f| feed.url(&config.daemon.base_url, topic, f))
             .collect();
         for hub in &w.hubs {
             self.offer(format!("hub {hub}"), Job::Ping { hub: hub.clone(), urls: urls.clone() });
@@ -591,6 +629,36 @@ impl WebSub {
             Err(e) => tracing::warn!("websub: deleting expired subscriptions: {e}"),
         }
     }
+}
+
+/// Search feeds other than `topic` (URLs starting with `prefix`) with a live subscription.
+fn searches_besides(conn: &rusqlite::Connection, prefix: &str, topic: &str, now: i64) -> rusqlite::Result<usize> {
+    conn.query_row(
+        "SELECT COUNT(DISTINCT topic) FROM websub_subscriptions WHERE lease_expires > ?3 AND topic LIKE ?1 AND topic != ?2",
+        rusqlite::params![prefix, topic, now],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as usize)
+}
+
+/// The queries of the search feeds our hub's live subscribers follow (`prefix`: where search
+/// feeds are served), at most [`WATCHED_SEARCHES`].
+pub fn subscribed_searches(conn: &rusqlite::Connection, base_url: &Url, now: i64) -> rusqlite::Result<Vec<String>> {
+    let prefix = format!("{}%", render::under(base_url, "search."));
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT topic FROM websub_subscriptions WHERE lease_expires > ?2 AND topic LIKE ?1 ORDER BY topic",
+    )?;
+    let topics = stmt.query_map(rusqlite::params![prefix, now], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for t in topics {
+        if let Some((_, q)) = render::search_feed_of(base_url, &t?) {
+            if !out.contains(&q) {
+                out.push(q);
+            }
+        }
+    }
+    out.truncate(WATCHED_SEARCHES);
+    Ok(out)
 }
 
 /// Whether the hub is full for a new `(topic, callback)` (a renewal always fits).

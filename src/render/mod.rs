@@ -99,8 +99,9 @@ pub fn render(format: Format, topic: &TopicConfig, stories: &[StoryView], base_u
 
 /// Renders the results of a search for `query` (as typed) in `format`: a feed whose own URL
 /// is the search's, so a reader can subscribe to it.
-pub fn render_search(format: Format, query: &str, stories: &[StoryView], base_url: &Url) -> Vec<u8> {
-    let feed = FeedView::search(query, stories, base_url, format);
+pub fn render_search(format: Format, query: &str, stories: &[StoryView], base_url: &Url, hubs: &[String]) -> Vec<u8> {
+    let mut feed = FeedView::search(query, stories, base_url, format);
+    feed.hubs = hubs.to_vec();
     match format {
         Format::Rss => rss::render(&feed),
         Format::Atom => atom::render(&feed),
@@ -165,6 +166,22 @@ pub fn render_health(format: Format, events: &[crate::store::sources::SourceEven
         Format::Atom => atom::render(&feed),
         Format::Json => jsonfeed::render(&feed),
     }
+}
+
+/// Where the search feed for `query` (as typed) is served in `format`: its self link, and
+/// the only form of it our WebSub hub takes as `hub.topic`.
+pub fn search_feed_url(base_url: &Url, query: &str, format: Format) -> String {
+    under(base_url, &format!("search.{}?{}", format.ext(), search_query(query)))
+}
+
+/// The format and query of `url` when it is one of our search feeds, as [`search_feed_url`]
+/// writes it (so one search has one URL per format).
+pub fn search_feed_of(base_url: &Url, url: &str) -> Option<(Format, String)> {
+    let rest = url.strip_prefix(under(base_url, "search.").as_str())?;
+    let (ext, query) = rest.split_once('?')?;
+    let format = Format::from_ext(ext)?;
+    let q = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "q").map(|(_, v)| v.into_owned())?;
+    (search_feed_url(base_url, &q, format) == url).then_some((format, q))
 }
 
 /// The query string of a search for `query`.
@@ -324,7 +341,7 @@ impl FeedView {
             title: format!("Search: {q}"),
             description: format!("Stories matching \u{201c}{q}\u{201d}: merged news from newsdesk"),
             home_page_url: under(base_url, &format!("search?{params}")),
-            feed_url: under(base_url, &format!("search.{}?{params}", format.ext())),
+            feed_url: search_feed_url(base_url, query, format),
             hubs: Vec::new(),
             id: under(base_url, &format!("search?{params}")),
             updated,
@@ -404,6 +421,24 @@ pub(crate) mod tests {
 
     pub(crate) fn base() -> Url {
         Url::parse("https://news.example/desk").unwrap()
+    }
+
+    #[test]
+    fn a_search_feed_has_one_url_per_format_and_only_that_one_is_recognised() {
+        let b = base();
+        let url = search_feed_url(&b, "São \"Paulo floods\" -x&y", Format::Atom);
+        assert!(url.starts_with("https://news.example/desk/search.atom?q=S%C3%A3o"), "{url}");
+        assert_eq!(search_feed_of(&b, &url), Some((Format::Atom, "São \"Paulo floods\" -x&y".to_string())));
+        for other in [
+            format!("{url}&x=1"),
+            url.replace("search.atom", "search.xml"),
+            "https://news.example/desk/search.rss?q=a%20b".to_string(),
+            "https://elsewhere.example/search.rss?q=a".to_string(),
+            "https://news.example/desk/search.rss".to_string(),
+        ] {
+            assert_eq!(search_feed_of(&b, &other), None, "{other}");
+        }
+        assert!(search_feed_of(&b, "https://news.example/desk/search.rss?q=a+b").is_some());
     }
 
     pub(crate) fn topic() -> TopicConfig {

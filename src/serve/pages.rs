@@ -7,6 +7,7 @@
 //! changed or after [`super::MAX_AGE`]), at most [`STORY_PAGES`] of them. Every page goes out
 //! through [`super::respond`]: ETag, 304, gzip, HEAD, and the security headers of its kind.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{count, feeds, internal, respond, unix_now, AppState, Kind, Rendered, TopicFeeds};
+use super::{count, feeds, hub_links, internal, respond, unix_now, AppState, Kind, Rendered, TopicFeeds};
 use crate::config::{Config, TopicConfig};
+use crate::push;
 use crate::render::{html, Format};
 use crate::store::search::{self, SearchError};
 
@@ -318,7 +320,7 @@ async fn search_answer(
     {
         let pages = state.cache.search_pages.read().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = pages.get(&key).filter(|p| p.fresh(version, &config)) {
-            return respond(&p.page, &headers);
+            return search_response(&state, &p.page, &config, &key, &headers);
         }
     }
     let cfg = config.clone();
@@ -344,22 +346,175 @@ async fn search_answer(
         }
         Err(e) => return internal(e),
     };
+    let hubs = config.hub_urls();
     let (body, kind) = match format {
         None => (html::search_page(&config, &key.0, Ok(&stories), now).into_bytes(), Kind::Page),
-        Some(f) => (crate::render::render_search(f, &key.0, &stories, &config.daemon.base_url), Kind::Feed(f)),
+        Some(f) => (crate::render::render_search(f, &key.0, &stories, &config.daemon.base_url, &hubs), Kind::Feed(f)),
     };
     let mut pages = state.cache.search_pages.write().unwrap_or_else(|p| p.into_inner());
     let previous = pages.get(&key).map(|p| &p.page);
     let rendered = Rendered::new(body, kind, previous, now, None);
-    let resp = respond(&rendered, &headers);
+    let resp = search_response(&state, &rendered, &config, &key, &headers);
+    keep_search(&mut pages, key, Arc::new(StoryPage { version, config, built: Instant::now(), page: rendered }));
+    resp
+}
+
+/// A search answer from the cache: [`respond`], and for a feed while hubs are named, its
+/// WebSub `Link` header; the query is then watched (see [`watch_searches`]).
+fn search_response(state: &AppState, r: &Rendered, config: &Config, key: &SearchKey, headers: &HeaderMap) -> Response {
+    let mut resp = respond(r, headers);
+    if let Some(f) = key.1 {
+        let hubs = config.hub_urls();
+        if let Some(link) = hub_links(&hubs, &crate::render::search_feed_url(&config.daemon.base_url, &key.0, f)) {
+            resp.headers_mut().insert(header::LINK, link);
+            requested(state, &key.0);
+        }
+    }
+    resp
+}
+
+/// Caches a search answer, within [`SEARCH_PAGES`].
+fn keep_search(pages: &mut HashMap<SearchKey, Arc<StoryPage>>, key: SearchKey, page: Arc<StoryPage>) {
     if pages.len() >= SEARCH_PAGES {
-        pages.retain(|_, p| p.fresh(version, &config));
+        pages.retain(|_, p| p.fresh(page.version, &page.config));
         if pages.len() >= SEARCH_PAGES {
             pages.clear();
         }
     }
-    pages.insert(key, Arc::new(StoryPage { version, config, built: Instant::now(), page: rendered }));
-    resp
+    pages.insert(key, page);
+}
+
+/// The search feeds watched for WebSub: a hub can only be told of a search's change if
+/// someone re-runs it, and only the searches someone follows are worth re-running.
+#[derive(Default)]
+pub(super) struct Watched {
+    /// Queries whose feeds were fetched while hubs are named, and when last: a reader or a
+    /// hub fetches a feed to find its hub, and an external hub fetches it after each ping.
+    requested: HashMap<String, Instant>,
+    /// Each watched query's last build, per format.
+    built: HashMap<String, [Arc<StoryPage>; 3]>,
+    /// The content version and configuration the watched searches were last run at.
+    checked: Option<(u64, Arc<Config>, Instant)>,
+    /// A search is watched that was not at the last run: it needs its baseline.
+    added: bool,
+}
+
+/// Notes that the feed of search `typed` was fetched (so its changes are pushed).
+fn requested(state: &AppState, typed: &str) {
+    let mut w = state.cache.searches.lock().unwrap_or_else(|p| p.into_inner());
+    if !w.requested.contains_key(typed) && w.requested.len() >= push::websub::WATCHED_SEARCHES {
+        let oldest = w.requested.iter().min_by_key(|(_, at)| **at).map(|(q, _)| q.clone());
+        if let Some(q) = oldest {
+            w.requested.remove(&q);
+        }
+    }
+    w.added |= w.requested.insert(typed.to_string(), Instant::now()).is_none();
+}
+
+/// Re-runs the watched searches (those our hub's subscribers follow, then those fetched within
+/// the longest lease; at most [`push::websub::WATCHED_SEARCHES`]) when the store or the
+/// configuration changed, at most every `REBUILD_EVERY`, on the feed builder thread, and
+/// announces each whose bytes changed as a [`push::FeedKind::Search`] change. The builds go
+/// into the search cache too, so readers get the very bytes that were pushed. Returns whether
+/// it ran.
+pub(super) async fn watch_searches(state: &AppState, config: &Arc<Config>) -> bool {
+    let hubs = config.hub_urls();
+    let version = state.content_version();
+    let (requested, previous) = {
+        let mut w = state.cache.searches.lock().unwrap_or_else(|p| p.into_inner());
+        if hubs.is_empty() {
+            *w = Watched::default();
+            return false;
+        }
+        w.added |= state.websub.as_ref().is_some_and(|h| h.take_new_search());
+        if let Some((v, c, at)) = &w.checked {
+            let same = *v == version && Arc::ptr_eq(c, config) && at.elapsed() < super::MAX_AGE;
+            // A new search's baseline is taken at once: the next change is news.
+            if !w.added && (same || at.elapsed() < super::REBUILD_EVERY) {
+                return false;
+            }
+        }
+        w.checked = Some((version, config.clone(), Instant::now()));
+        w.added = false;
+        let lease = config.websub.as_ref().map_or(crate::config::DEFAULT_LEASE, |w| w.lease_max);
+        w.requested.retain(|_, at| at.elapsed() < lease);
+        let mut requested: Vec<(String, Instant)> = w.requested.iter().map(|(q, at)| (q.clone(), *at)).collect();
+        requested.sort_by_key(|r| std::cmp::Reverse(r.1));
+        (requested.into_iter().map(|(q, _)| q).collect::<Vec<_>>(), std::mem::take(&mut w.built))
+    };
+    let cfg = config.clone();
+    let serve_hub = config.websub.as_ref().is_some_and(|w| w.serve_hub);
+    let ran = state
+        .build(move |conn| {
+            let now = unix_now();
+            let base = &cfg.daemon.base_url;
+            let mut queries = if serve_hub { push::websub::subscribed_searches(conn, base, now)? } else { Vec::new() };
+            for q in requested {
+                if queries.len() >= push::websub::WATCHED_SEARCHES {
+                    break;
+                }
+                if !queries.contains(&q) {
+                    queries.push(q);
+                }
+            }
+            let mut out = Vec::new();
+            for q in queries {
+                let before = previous.get(&q).cloned();
+                let Ok(parsed) = search::parse(&q) else { continue };
+                let ids = match search::stories(conn, &parsed, SEARCH_RESULTS, SEARCH_BUDGET) {
+                    Ok(ids) => ids,
+                    // Kept as it was; tried again at the next change.
+                    Err(SearchError::TooSlow) => {
+                        out.push((q, before, None));
+                        continue;
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e)),
+                };
+                let stories = crate::select::stories_by_id(conn, &cfg, &ids, now)?;
+                let built = Format::ALL.map(|f| {
+                    let body = crate::render::render_search(f, &q, &stories, base, &hubs);
+                    let prev = before.as_ref().map(|b| &b[f.index()].page);
+                    let page = Rendered::new(body, Kind::Feed(f), prev, now, None);
+                    Arc::new(StoryPage { version, config: cfg.clone(), built: Instant::now(), page })
+                });
+                out.push((q, before, Some((Arc::new(stories), built))));
+            }
+            Ok(out)
+        })
+        .await;
+    let ran = match ran {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("re-running the watched searches: {e:#}");
+            return true;
+        }
+    };
+    let mut kept = HashMap::new();
+    for (q, before, new) in ran {
+        let Some((stories, built)) = new else {
+            if let Some(b) = before {
+                kept.insert(q, b);
+            }
+            continue;
+        };
+        super::announce(
+            state,
+            &q,
+            before.as_ref().map(|b| [&b[0].page, &b[1].page, &b[2].page]),
+            [&built[0].page, &built[1].page, &built[2].page],
+            stories,
+            push::FeedKind::Search,
+        );
+        {
+            let mut pages = state.cache.search_pages.write().unwrap_or_else(|p| p.into_inner());
+            for f in Format::ALL {
+                keep_search(&mut pages, (q.clone(), Some(f)), built[f.index()].clone());
+            }
+        }
+        kept.insert(q, built);
+    }
+    state.cache.searches.lock().unwrap_or_else(|p| p.into_inner()).built = kept;
+    true
 }
 
 /// The base path's `/` and the front page's topic, for the fast path.
