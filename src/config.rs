@@ -124,6 +124,7 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     database: Option<Spanned<String>>,
+    database_password_file: Option<Spanned<String>>,
     listen: Option<Spanned<String>>,
     base_url: Option<Spanned<String>>,
     schedule: Option<Spanned<String>>,
@@ -328,8 +329,10 @@ pub struct WebConfig {
 /// `[daemon]` settings with defaults applied.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
-    /// SQLite file, resolved against the config file's folder.
+    /// SQLite file, resolved against the config file's folder (unused with `postgres`).
     pub database: PathBuf,
+    /// The PostgreSQL database, when `database` is a `postgres://` URL.
+    pub postgres: Option<crate::store::pg::PgTarget>,
     /// HTTP listen address.
     pub listen: String,
     /// Public base URL, used in self links and story GUIDs.
@@ -925,9 +928,23 @@ impl Validator<'_> {
         let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
         // Under systemd (StateDirectory=), a relative database path lives in the state
         // directory, so the shipped config works unchanged from /etc/newsdesk.
-        let db_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from).unwrap_or(dir);
-        let database =
-            d.database.as_ref().map(|p| db_dir.join(p.get_ref())).unwrap_or_else(|| db_dir.join("newsdesk.db"));
+        let db_dir = std::env::var_os("STATE_DIRECTORY").map(PathBuf::from).unwrap_or_else(|| dir.clone());
+        let mut postgres = None;
+        let database = match &d.database {
+            Some(p) if crate::store::pg::is_url(p.get_ref()) => {
+                let password_file = d.database_password_file.as_ref().map(|f| dir.join(f.get_ref()));
+                match crate::store::pg::PgTarget::parse(p.get_ref(), password_file) {
+                    Ok(t) => postgres = Some(t),
+                    Err(e) => self.err(p.span().start, format!("database: {e}")),
+                }
+                db_dir.join("newsdesk.db")
+            }
+            Some(p) => db_dir.join(p.get_ref()),
+            None => db_dir.join("newsdesk.db"),
+        };
+        if let (Some(f), None) = (&d.database_password_file, &postgres) {
+            self.err(f.span().start, "database_password_file is for a postgres:// database".to_string());
+        }
         let listen = match &d.listen {
             Some(l) => {
                 if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
@@ -985,6 +1002,7 @@ impl Validator<'_> {
         };
         DaemonConfig {
             database,
+            postgres,
             listen,
             base_url,
             schedule,

@@ -15,7 +15,8 @@
 //! - [`normalize`]: canonical URLs, plain-text titles, sanitised HTML.
 //! - [`dedup`]: identity keys (the same item again, the same article under another URL).
 //! - [`store`]: SQLite schema, migrations, the single writer, WAL checkpoints, read queries,
-//!   and full-text search over stored items (`store::search`).
+//!   and full-text search over stored items (`store::search`); the PostgreSQL schema and
+//!   connection (`store::pg`) and copies between the two (`store::copy`, `newsdesk migrate`).
 //! - [`daemon`]: the long-running wiring: scheduler, signals, systemd notify, watchdog, retention.
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.

@@ -83,6 +83,19 @@ enum Command {
         /// Output directory (created if needed; files are replaced atomically)
         dir: PathBuf,
     },
+    /// Copy a whole store from SQLite to PostgreSQL or back (ids, story ids and GUIDs kept;
+    /// resumable: run it again after an interruption), with progress on stderr
+    Migrate {
+        /// The source: an SQLite file or a postgres://user@host/db URL
+        #[arg(long, value_name = "DB")]
+        from: String,
+        /// The target (empty, or a copy of the same source in progress)
+        #[arg(long, value_name = "DB")]
+        to: String,
+        /// Read the PostgreSQL password from this file [default: $PGPASSWORD]
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     /// Sources from / to OPML
     #[command(subcommand)]
     Opml(Opml),
@@ -138,6 +151,22 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Migrate { from, to, password_file } = &cli.command {
+        // Needs no config: both ends are named.
+        init_logging("warn");
+        let copy = || -> anyhow::Result<()> {
+            let from = newsdesk::store::copy::Side::parse(from, password_file.clone())?;
+            let to = newsdesk::store::copy::Side::parse(to, password_file.clone())?;
+            runtime()?.block_on(newsdesk::store::copy::run(&from, &to))
+        };
+        return match copy() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("newsdesk: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let path = cli
         .config
         .clone()
@@ -162,6 +191,27 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&config.daemon.log_level);
+    if let Some(pg) = config.daemon.postgres.clone() {
+        if !matches!(cli.command, Command::Opml(Opml::Export)) {
+            let reached = runtime().and_then(|rt| {
+                rt.block_on(async {
+                    let mut client = pg.connect().await?;
+                    newsdesk::store::pg::migrate(&mut client).await
+                })
+            });
+            let e = match reached {
+                // Reached and migrated; the commands themselves run on SQLite only so far.
+                Ok(()) => anyhow::anyhow!(
+                    "{} is reached and its schema is at version {}, but this newsdesk runs its commands on                      SQLite only: PostgreSQL serves `newsdesk migrate` so far. Set database to a file path, or                      copy the store with `newsdesk migrate --from FILE --to postgres://...` for a later version",
+                    pg.describe(),
+                    newsdesk::store::pg::VERSION
+                ),
+                Err(e) => e,
+            };
+            eprintln!("newsdesk: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Check => Ok(ExitCode::SUCCESS),
         Command::Run => runtime()
@@ -175,7 +225,7 @@ fn main() -> ExitCode {
         Command::Digest { topic, period } => print_digest(&config, &topic, period.as_deref()),
         Command::Export { dir } => export(&config, &dir),
         Command::Opml(Opml::Export) => opml_export(&config),
-        Command::Opml(Opml::Import { .. }) => Ok(ExitCode::SUCCESS),
+        Command::Opml(Opml::Import { .. }) | Command::Migrate { .. } => Ok(ExitCode::SUCCESS),
         Command::Eval(_) => Ok(ExitCode::SUCCESS),
     };
     match result {

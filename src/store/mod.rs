@@ -22,7 +22,9 @@
 //! the background checkpoints catch up. `newsdesk fetch` does the same (its writer is its
 //! critical path too) and ends with one full checkpoint ([`Store::checkpoint_now`]).
 
+pub mod copy;
 pub mod items;
+pub mod pg;
 pub mod queries;
 pub mod retention;
 pub mod schema;
@@ -526,7 +528,7 @@ fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Only takes effect on a new, empty file, and only before WAL is switched on: it lets
     // retention give pages back to the filesystem. (No effect on an existing database.)

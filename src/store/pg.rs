@@ -1,0 +1,316 @@
+//! PostgreSQL as the store: where it is (`[daemon] database = "postgres://…"`), how to
+//! reach it (the password from the URL, `database_password_file` or `$PGPASSWORD`, never
+//! logged), and its schema, versioned like SQLite's but in a `newsdesk_schema` table and
+//! migrated under an advisory lock, so instances started at the same moment on an empty
+//! database run each migration once.
+//!
+//! The PostgreSQL schema holds the same tables, columns and keys as SQLite's (integers are
+//! `BIGINT`, blobs `BYTEA`); full-text search is SQLite's FTS5 and has no PostgreSQL twin
+//! yet. `crate::store::copy` moves a whole store between the two.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_postgres::config::Host;
+
+/// How long a connection attempt may take before it is an error.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The advisory lock key migrations run under (any constant; "newsdesk" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6e65_7773_6465_736b;
+
+/// A PostgreSQL database to connect to.
+#[derive(Clone)]
+pub struct PgTarget {
+    config: tokio_postgres::Config,
+    /// Where the password is read from when the URL has none.
+    password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgTarget({})", self.describe())
+    }
+}
+
+impl PartialEq for PgTarget {
+    fn eq(&self, other: &Self) -> bool {
+        self.describe() == other.describe() && self.password_file == other.password_file
+    }
+}
+
+/// Whether `s` names a PostgreSQL database rather than an SQLite file.
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+impl PgTarget {
+    /// Parses a `postgres://user[:password]@host[:port]/db[?sslmode=…]` URL.
+    pub fn parse(url: &str, password_file: Option<PathBuf>) -> Result<PgTarget, String> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            // The parser's message never holds the URL, so nothing secret is repeated.
+            format!("not a PostgreSQL URL (postgres://user@host[:port]/database): {e}")
+        })?;
+        if config.get_user().is_none() {
+            return Err("the PostgreSQL URL names no user (postgres://user@host/database)".into());
+        }
+        if config.get_hosts().is_empty() {
+            return Err("the PostgreSQL URL names no host (postgres://user@host/database)".into());
+        }
+        if config.get_dbname().is_none() {
+            return Err("the PostgreSQL URL names no database (postgres://user@host/database)".into());
+        }
+        if matches!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require) {
+            return Err("sslmode=require: TLS to PostgreSQL is not built into this newsdesk yet; \
+                 connect over a local socket, a private network or an SSH/stunnel tunnel"
+                .into());
+        }
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("newsdesk");
+        Ok(PgTarget { config, password_file })
+    }
+
+    /// `user@host:port/database`: what logs and errors name (never the password).
+    pub fn describe(&self) -> String {
+        let user = self.config.get_user().unwrap_or("?");
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "?".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{user}@{host}:{port}/{}", self.config.get_dbname().unwrap_or("?"))
+    }
+
+    /// Connects (the password from the URL, else `database_password_file`, else
+    /// `$PGPASSWORD`), and runs the connection on the current tokio runtime.
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let mut config = self.config.clone();
+        if config.get_password().is_none() {
+            if let Some(file) = &self.password_file {
+                let pw = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading the PostgreSQL password from {}", file.display()))?;
+                config.password(pw.trim_end_matches(['\n', '\r']));
+            } else if let Ok(pw) = std::env::var("PGPASSWORD") {
+                config.password(pw);
+            }
+        }
+        let what = self.describe();
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to PostgreSQL as {what}: {}", describe_error(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("PostgreSQL connection to {what}: {}", describe_error(&e));
+            }
+        });
+        Ok(client)
+    }
+}
+
+/// A PostgreSQL error with the server's message when there is one (tokio-postgres'
+/// `Display` says only "db error"), and never a password (neither puts one in).
+pub fn describe_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The PostgreSQL schema: migration N brings version N-1 to N in one transaction. The first
+/// is SQLite's schema version 9 (but search); later ones follow SQLite's as they come.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE sources (
+        id             TEXT PRIMARY KEY,
+        url            TEXT NOT NULL,
+        config_url     TEXT NOT NULL,
+        feed_title     TEXT,
+        home_page      TEXT,
+        etag           TEXT,
+        last_modified  TEXT,
+        status         TEXT NOT NULL DEFAULT 'new',
+        http_status    BIGINT,
+        last_error     TEXT,
+        last_poll      BIGINT,
+        last_success   BIGINT,
+        next_due       BIGINT,
+        failures       BIGINT NOT NULL DEFAULT 0,
+        retry_after    BIGINT,
+        retired_reason TEXT,
+        ttl_secs       BIGINT,
+        title          TEXT,
+        skip_hours     BIGINT NOT NULL DEFAULT 0,
+        skip_days      BIGINT NOT NULL DEFAULT 0,
+        past_retention BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE items (
+        id             BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        canonical_url  TEXT,
+        link           TEXT,
+        title          TEXT NOT NULL,
+        summary        TEXT,
+        content        TEXT,
+        published      BIGINT NOT NULL,
+        updated        BIGINT NOT NULL,
+        first_seen     BIGINT NOT NULL,
+        authors        TEXT NOT NULL DEFAULT '[]',
+        categories     TEXT NOT NULL DEFAULT '[]',
+        content_hash   BIGINT NOT NULL,
+        story_id       BIGINT,
+        copy_of        BIGINT,
+        story_time     BIGINT
+    );
+    CREATE UNIQUE INDEX items_canonical ON items(canonical_url) WHERE canonical_url IS NOT NULL;
+    CREATE INDEX items_published ON items(published);
+    CREATE INDEX items_story ON items(story_id);
+    CREATE INDEX items_story_time ON items(story_time);
+    CREATE TABLE appearances (
+        source_id    TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        item_id      BIGINT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        content_hash BIGINT NOT NULL,
+        first_seen   BIGINT NOT NULL,
+        PRIMARY KEY (source_id, key)
+    );
+    CREATE INDEX appearances_item ON appearances(item_id, source_id);
+    CREATE TABLE tombstones (
+        source_id   TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        deleted_at  BIGINT NOT NULL,
+        PRIMARY KEY (source_id, key)
+    );
+    -- merged_into names the surviving story; no foreign key: a survivor may be a newer row,
+    -- which a copy in id order has not written yet (SQLite's is not checked at copy either).
+    CREATE TABLE stories (
+        id           BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        first_seen   BIGINT NOT NULL,
+        last_seen    BIGINT NOT NULL,
+        merged_into  BIGINT
+    );
+    CREATE TABLE source_events (
+        id        BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        source_id TEXT NOT NULL,
+        at        BIGINT NOT NULL,
+        kind      TEXT NOT NULL,
+        detail    TEXT NOT NULL
+    );
+    CREATE INDEX source_events_at ON source_events(at);
+    CREATE TABLE digests (
+        topic         TEXT NOT NULL,
+        period_start  BIGINT NOT NULL,
+        period_end    BIGINT NOT NULL,
+        guid          TEXT NOT NULL,
+        title         TEXT NOT NULL,
+        html          TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        story_ids     TEXT NOT NULL,
+        published_at  BIGINT NOT NULL,
+        PRIMARY KEY (topic, period_start)
+    );
+    CREATE TABLE websub_subscriptions (
+        id             BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        topic          TEXT NOT NULL,
+        callback       TEXT NOT NULL,
+        secret         TEXT,
+        lease_expires  BIGINT NOT NULL,
+        created        BIGINT NOT NULL,
+        last_delivery  BIGINT,
+        failures       BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (topic, callback)
+    );
+    CREATE INDEX websub_subscriptions_lease ON websub_subscriptions(lease_expires);
+    CREATE TABLE webhook_batches (
+        id            TEXT PRIMARY KEY,
+        hook          TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        attempts      BIGINT NOT NULL DEFAULT 0,
+        next_attempt  BIGINT NOT NULL,
+        created       BIGINT NOT NULL,
+        last_error    TEXT,
+        content_type  TEXT NOT NULL,
+        headers       TEXT NOT NULL,
+        body          BYTEA NOT NULL
+    );
+    CREATE INDEX webhook_batches_status ON webhook_batches(status, next_attempt);
+    CREATE TABLE webhook_deliveries (
+        hook          TEXT NOT NULL,
+        topic         TEXT NOT NULL,
+        story_id      BIGINT NOT NULL,
+        event         TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        attempts      BIGINT NOT NULL DEFAULT 0,
+        next_attempt  BIGINT,
+        batch_id      TEXT,
+        created       BIGINT NOT NULL,
+        PRIMARY KEY (hook, topic, story_id, event)
+    );
+    CREATE INDEX webhook_deliveries_batch ON webhook_deliveries(batch_id);
+    CREATE INDEX webhook_deliveries_story ON webhook_deliveries(hook, story_id, event);
+"#];
+
+/// The PostgreSQL schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`VERSION`]: under a session advisory lock, so of several
+/// instances starting at once one migrates and the others then find nothing to do.
+pub async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+    let e = |e: tokio_postgres::Error| anyhow::anyhow!("{}", describe_error(&e));
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(e)?;
+    let result = migrate_locked(client).await;
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await.map_err(e);
+    result?;
+    unlocked?;
+    Ok(())
+}
+
+async fn migrate_locked(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+    let e = |e: tokio_postgres::Error| anyhow::anyhow!("{}", describe_error(&e));
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS newsdesk_schema (version BIGINT NOT NULL, migrated_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(e)?;
+    let current: i64 =
+        client.query_one("SELECT COALESCE(MAX(version), 0) FROM newsdesk_schema", &[]).await.map_err(e)?.get(0);
+    if current > VERSION {
+        anyhow::bail!(
+            "PostgreSQL schema version {current} is newer than this newsdesk supports ({VERSION}); upgrade newsdesk"
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = (i + 1) as i64;
+        let tx = client.transaction().await.map_err(e)?;
+        tx.batch_execute(sql).await.map_err(e).with_context(|| format!("PostgreSQL migration {version}"))?;
+        tx.execute(
+            "INSERT INTO newsdesk_schema (version, migrated_at) VALUES ($1, $2)",
+            &[&version, &chrono::Utc::now().timestamp()],
+        )
+        .await
+        .map_err(e)?;
+        tx.commit().await.map_err(e)?;
+        tracing::info!("PostgreSQL schema migrated to version {version}");
+    }
+    Ok(())
+}
+
+/// The schema version of a PostgreSQL database (0: none yet).
+pub async fn version(client: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    let e = |e: tokio_postgres::Error| anyhow::anyhow!("{}", describe_error(&e));
+    let exists: bool =
+        client.query_one("SELECT to_regclass('newsdesk_schema') IS NOT NULL", &[]).await.map_err(e)?.get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client.query_one("SELECT COALESCE(MAX(version), 0) FROM newsdesk_schema", &[]).await.map_err(e)?.get(0))
+}

@@ -1,0 +1,324 @@
+//! The PostgreSQL store against a real server: the distribution's PostgreSQL, started here
+//! as an unprivileged user in a temp dir on a free port (password auth over TCP), and
+//! removed afterwards. `.ci/run` installs it; with `CI` set a missing server fails the test.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{simple_feed, temp_dir, Desk, Reply, TestServer};
+
+const PASSWORD: &str = "pg-test-secret-7f3a";
+
+/// A throwaway PostgreSQL cluster.
+struct Pg {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+/// The newest installed PostgreSQL's programs.
+fn pg_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// `prog` of `bin`, as the unprivileged `nobody` when we are root (PostgreSQL refuses root).
+fn run_as(bin: &Path, prog: &str, args: &[&str]) -> Output {
+    let exe = bin.join(prog);
+    let mut cmd = if rustix_is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    cmd.args(args).env_remove("PGPASSWORD").output().unwrap_or_else(|e| panic!("{prog}: {e}"))
+}
+
+fn rustix_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Pg {
+    /// A running cluster, or `None` (the test is skipped) when PostgreSQL is not installed
+    /// and CI is not set.
+    fn start(name: &str) -> Option<Pg> {
+        let Some(bin) = pg_bin() else {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but PostgreSQL is not installed");
+            eprintln!("skipped: PostgreSQL is not installed (apt-get install postgresql)");
+            return None;
+        };
+        let dir = temp_dir(name);
+        std::fs::write(dir.join("pw"), PASSWORD).unwrap();
+        if rustix_is_root() {
+            assert!(Command::new("chown").args(["-R", "nobody"]).arg(&dir).status().unwrap().success());
+        }
+        let data = dir.join("data");
+        let pwfile = dir.join("pw");
+        let out = run_as(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "newsdesk",
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
+        let log = dir.join("log");
+        let out = run_as(
+            &bin,
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"],
+        );
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        Some(Pg { dir, bin, port })
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://newsdesk@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn createdb(&self, db: &str) {
+        let out = run_as(
+            &self.bin,
+            "createdb",
+            &["-h", self.dir.to_str().unwrap(), "-p", &self.port.to_string(), "-U", "newsdesk", db],
+        );
+        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Runs SQL through psql (local socket), returning its unaligned output.
+    fn psql(&self, db: &str, sql: &str) -> String {
+        let out = run_as(
+            &self.bin,
+            "psql",
+            &[
+                "-h",
+                self.dir.to_str().unwrap(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "newsdesk",
+                "-d",
+                db,
+                "-At",
+                "-c",
+                sql,
+            ],
+        );
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = run_as(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn newsdesk(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsdesk"));
+    cmd.args(args).env_remove("PGPASSWORD").env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Every row of every copied table, in key order, as text.
+fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    newsdesk::store::copy::TABLES
+        .iter()
+        .map(|(table, keys)| {
+            let sql = format!("SELECT * FROM {table} ORDER BY {}", keys.join(", "));
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut cells = Vec::new();
+                    for i in 0..n {
+                        cells.push(format!("{:?}", r.get_ref(i)?));
+                    }
+                    Ok(cells.join("|"))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            (table.to_string(), rows)
+        })
+        .collect()
+}
+
+#[test]
+fn migrate_copies_sqlite_to_postgres_and_back_keeping_every_row_story_id_and_feed_byte() {
+    let Some(pg) = Pg::start("pg-migrate") else { return };
+    pg.createdb("desk");
+    let farm = TestServer::start();
+    let mut desk = Desk::new("pg-migrate-desk");
+    for i in 0..4 {
+        farm.set(&format!("/f{i}.xml"), Reply::rss(simple_feed(&format!("Outlet {i} story"), 25)));
+        desk = desk.source(&format!("s{i}"), &farm.url(&format!("/f{i}.xml")));
+    }
+    let desk = desk.write();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&desk.config).unwrap();
+        writeln!(f, "[[topic]]\nid = \"all\"\ntitle = \"All\"\n").unwrap();
+    }
+    desk.fetch(&[]);
+    assert_eq!(desk.count("SELECT COUNT(*) FROM items"), 100);
+    let render = |d: &Desk| {
+        let out = d.run(&["render", "all", "--format", "atom"]);
+        assert!(out.status.success(), "{}", text(&out));
+        out.stdout
+    };
+    let before = render(&desk);
+    let original = dump(&desk.db());
+
+    let env = [("PGPASSWORD", PASSWORD)];
+    let db = desk.db();
+    let out = newsdesk(&["migrate", "--from", db.to_str().unwrap(), "--to", &pg.url("desk")], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
+    assert!(log.contains("items") && log.contains("100 rows"), "{log}");
+    assert!(!log.contains(PASSWORD));
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "100");
+    assert_eq!(pg.psql("desk", "SELECT MAX(version) FROM newsdesk_schema"), "1");
+    // New ids continue after the copied ones.
+    let max: i64 = pg.psql("desk", "SELECT MAX(id) FROM stories").parse().unwrap();
+    let next = pg.psql("desk", "INSERT INTO stories (first_seen, last_seen) VALUES (0, 0) RETURNING id; ");
+    assert!(next.starts_with(&(max + 1).to_string()), "{next} after {max}");
+    pg.psql("desk", "DELETE FROM stories WHERE first_seen = 0 AND last_seen = 0");
+
+    // Run again: a finished copy is a no-op, not a second set of rows.
+    let out = newsdesk(&["migrate", "--from", db.to_str().unwrap(), "--to", &pg.url("desk")], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "100");
+
+    // A non-empty target that is no copy in progress is refused.
+    let other = temp_dir("pg-migrate-other").join("other.db");
+    let out = newsdesk(&["migrate", "--from", &pg.url("desk"), "--to", db.to_str().unwrap()], &env);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("is not empty"), "{}", text(&out));
+
+    // And back into a new SQLite file: the same rows, the same feed bytes, searchable.
+    let out = newsdesk(&["migrate", "--from", &pg.url("desk"), "--to", other.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("search index: 100 items"), "{}", text(&out));
+    assert_eq!(dump(&other), original);
+    let back = Desk::new("pg-migrate-back");
+    let config = std::fs::read_to_string(&desk.config)
+        .unwrap()
+        .replace("database = \"test.db\"", &format!("database = {:?}", other.to_str().unwrap()));
+    std::fs::write(&back.config, config).unwrap();
+    assert_eq!(render(&back), before, "story ids and GUIDs kept: the feed is byte for byte the same");
+    let out = back.run(&["stories"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn unreachable_database_and_wrong_password_are_clear_errors_naming_user_and_host_not_the_password() {
+    let Some(pg) = Pg::start("pg-faults") else { return };
+    pg.createdb("desk");
+    let closed = free_port();
+    let desk = Desk::new("pg-faults-desk")
+        .daemon(&format!("database = \"postgres://newsdesk@127.0.0.1:{closed}/desk\""))
+        .write();
+    // `database` appears twice now; put the URL in place of the file instead.
+    let fix = |url: &str, extra: &str| {
+        let c = std::fs::read_to_string(&desk.config).unwrap();
+        let c: String = c
+            .lines()
+            .filter(|l| !l.starts_with("database"))
+            .map(|l| if l == "[daemon]" { format!("[daemon]\ndatabase = \"{url}\"\n{extra}") } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&desk.config, c).unwrap();
+    };
+    fix(&format!("postgres://newsdesk@127.0.0.1:{closed}/desk"), "");
+    for cmd in [vec!["fetch"], vec!["run"], vec!["sources"]] {
+        let started = Instant::now();
+        let out = newsdesk(
+            &[&["--config", desk.config.to_str().unwrap()][..], &cmd[..]].concat(),
+            &[("PGPASSWORD", PASSWORD)],
+        );
+        assert!(!out.status.success(), "{cmd:?}");
+        assert!(started.elapsed() < Duration::from_secs(12), "no busy loop, no long wait: {:?}", started.elapsed());
+        let t = text(&out);
+        assert!(
+            t.contains(&format!("newsdesk@127.0.0.1:{closed}/desk")) && t.contains("connecting to PostgreSQL"),
+            "{t}"
+        );
+    }
+
+    // A wrong password: the error names the user and host, never the password given.
+    fix(&pg.url("desk"), "");
+    let out = newsdesk(&["--config", desk.config.to_str().unwrap(), "fetch"], &[("PGPASSWORD", "wrong-pw-4711")]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("password authentication failed for user \"newsdesk\""), "{t}");
+    assert!(t.contains(&format!("127.0.0.1:{}", pg.port)), "{t}");
+    assert!(!t.contains("wrong-pw-4711"), "{t}");
+
+    // The password from a file; two instances at the same moment on an empty database: the
+    // schema is migrated once.
+    let pwfile = desk.dir.join("pgpass");
+    std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+    fix(&pg.url("desk"), &format!("database_password_file = {:?}", pwfile.to_str().unwrap()));
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_newsdesk"))
+            .args(["--config", desk.config.to_str().unwrap(), "fetch"])
+            .env_remove("PGPASSWORD")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let t = text(&out);
+        assert!(t.contains("its schema is at version 1"), "{t}");
+        assert!(!t.contains(PASSWORD), "{t}");
+    }
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM newsdesk_schema"), "1", "migrated once");
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "0");
+
+    // A bad URL is a config error at its line.
+    fix("postgres://127.0.0.1/desk", "");
+    let out = newsdesk(&["--config", desk.config.to_str().unwrap(), "check"], &[]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(text(&out).contains("names no user"), "{}", text(&out));
+}
