@@ -248,6 +248,10 @@ impl Writer {
     }
 
     fn settle_tx(&mut self, now: i64) -> rusqlite::Result<stories::Settled> {
+        // The replay builds a whole new engine and never reads this one, which is replaced on
+        // success and reset on failure either way: freeing it first means two engines of the
+        // whole window are never in memory at once (the peak RSS of a cold `fetch`).
+        self.stories = None;
         // The plan is read inside the transaction, so no row changes before it is applied.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let plan = stories::plan(&tx, StoryParams::default(), now, false)?;
