@@ -322,3 +322,73 @@ fn unreachable_database_and_wrong_password_are_clear_errors_naming_user_and_host
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(text(&out).contains("names no user"), "{}", text(&out));
 }
+
+#[test]
+fn a_migrate_killed_mid_copy_resumes_and_ends_with_every_row_once() {
+    let Some(pg) = Pg::start("pg-resume") else { return };
+    pg.createdb("desk");
+    let farm = TestServer::start();
+    let mut desk = Desk::new("pg-resume-desk");
+    for i in 0..4 {
+        farm.set(&format!("/f{i}.xml"), Reply::rss(simple_feed(&format!("Outlet {i} story"), 100)));
+        desk = desk.source(&format!("s{i}"), &farm.url(&format!("/f{i}.xml")));
+    }
+    let desk = desk.write();
+    desk.fetch(&[]);
+    let original = dump(&desk.db());
+    let db = desk.db();
+    let args = ["migrate", "--from", db.to_str().unwrap(), "--to", &pg.url("desk")];
+    // One row per transaction, so the copy is long enough to be killed in the middle of it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_newsdesk"))
+        .args(args)
+        .env("PGPASSWORD", PASSWORD)
+        .env("NEWSDESK_MIGRATE_BATCH", "1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut partial = None;
+    while Instant::now() < end {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let copied = run_as(
+            &pg.bin,
+            "psql",
+            &[
+                "-h",
+                pg.dir.to_str().unwrap(),
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "newsdesk",
+                "-d",
+                "desk",
+                "-At",
+                "-c",
+                "SELECT COUNT(*) FROM items",
+            ],
+        );
+        let n: i64 = String::from_utf8_lossy(&copied.stdout).trim().parse().unwrap_or(0);
+        if n > 0 {
+            partial = Some(n);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let partial = partial.expect("the copy was seen part-way through the items");
+    assert!(partial < 400, "killed before the items were all copied ({partial})");
+
+    let out = newsdesk(&args, &[("PGPASSWORD", PASSWORD)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("resuming the copy"), "{}", text(&out));
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "400");
+    assert_eq!(pg.psql("desk", "SELECT COUNT(DISTINCT id) FROM items"), "400");
+    let back = temp_dir("pg-resume-back").join("back.db");
+    let out =
+        newsdesk(&["migrate", "--from", &pg.url("desk"), "--to", back.to_str().unwrap()], &[("PGPASSWORD", PASSWORD)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(dump(&back), original, "every row once, as it was");
+}

@@ -33,8 +33,13 @@ pub const TABLES: &[(&str, &[&str])] = &[
 /// Tables whose `id` PostgreSQL generates for new rows.
 const GENERATED_IDS: &[&str] = &["items", "stories", "source_events", "websub_subscriptions"];
 
-/// Rows read and written per batch (and per transaction).
+/// Rows read and written per batch (and per transaction), unless `$NEWSDESK_MIGRATE_BATCH`
+/// says otherwise (fewer for rows too large for memory at 2,000 at a time).
 pub const BATCH: usize = 2_000;
+
+fn batch() -> usize {
+    std::env::var("NEWSDESK_MIGRATE_BATCH").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(BATCH)
+}
 
 /// One end of a copy.
 pub enum Side {
@@ -187,7 +192,7 @@ impl Conn {
             let marks: Vec<String> = (1..=a.len()).map(|i| self.mark(i)).collect();
             sql.push_str(&format!(" WHERE ({key_list}) > ({})", marks.join(", ")));
         }
-        sql.push_str(&format!(" ORDER BY {key_list} LIMIT {BATCH}"));
+        sql.push_str(&format!(" ORDER BY {key_list} LIMIT {}", batch()));
         match self {
             Conn::Sqlite(c) => {
                 let mut stmt = c.prepare_cached(&sql)?;
