@@ -34,7 +34,7 @@ fn pg_bin() -> Option<PathBuf> {
 /// `prog` of `bin`, as the unprivileged `nobody` when we are root (PostgreSQL refuses root).
 fn run_as(bin: &Path, prog: &str, args: &[&str]) -> Output {
     let exe = bin.join(prog);
-    let mut cmd = if rustix_is_root() {
+    let mut cmd = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "nobody", "--"]).arg(&exe);
         c
@@ -44,7 +44,7 @@ fn run_as(bin: &Path, prog: &str, args: &[&str]) -> Output {
     cmd.args(args).env_remove("PGPASSWORD").output().unwrap_or_else(|e| panic!("{prog}: {e}"))
 }
 
-fn rustix_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
@@ -63,7 +63,7 @@ impl Pg {
         };
         let dir = temp_dir(name);
         std::fs::write(dir.join("pw"), PASSWORD).unwrap();
-        if rustix_is_root() {
+        if is_root() {
             assert!(Command::new("chown").args(["-R", "nobody"]).arg(&dir).status().unwrap().success());
         }
         let data = dir.join("data");
@@ -111,27 +111,21 @@ impl Pg {
         assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// Runs SQL through psql (local socket), returning its unaligned output.
+    /// Runs SQL through psql (local socket): its unaligned output, or its error (e.g. the
+    /// table does not exist yet).
+    fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let port = self.port.to_string();
+        let dir = self.dir.to_str().unwrap();
+        let out = run_as(&self.bin, "psql", &["-h", dir, "-p", &port, "-U", "newsdesk", "-d", db, "-At", "-c", sql]);
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+
+    /// [`Pg::try_psql`], which must succeed.
     fn psql(&self, db: &str, sql: &str) -> String {
-        let out = run_as(
-            &self.bin,
-            "psql",
-            &[
-                "-h",
-                self.dir.to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "newsdesk",
-                "-d",
-                db,
-                "-At",
-                "-c",
-                sql,
-            ],
-        );
-        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.try_psql(db, sql).unwrap_or_else(|e| panic!("psql {sql}: {e}"))
     }
 }
 
@@ -352,24 +346,7 @@ fn a_migrate_killed_mid_copy_resumes_and_ends_with_every_row_once() {
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        let copied = run_as(
-            &pg.bin,
-            "psql",
-            &[
-                "-h",
-                pg.dir.to_str().unwrap(),
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "newsdesk",
-                "-d",
-                "desk",
-                "-At",
-                "-c",
-                "SELECT COUNT(*) FROM items",
-            ],
-        );
-        let n: i64 = String::from_utf8_lossy(&copied.stdout).trim().parse().unwrap_or(0);
+        let n: i64 = pg.try_psql("desk", "SELECT COUNT(*) FROM items").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
         if n > 0 {
             partial = Some(n);
             break;
