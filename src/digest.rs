@@ -14,10 +14,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::store::db::{params, Connection, OptionalExtension};
 use anyhow::Context;
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Weekday};
 use chrono_tz::Tz;
-use rusqlite::{params, Connection, OptionalExtension};
 use url::Url;
 
 use crate::config::{Config, TopicConfig};
@@ -236,7 +236,7 @@ pub fn build(
     config: &Config,
     topic: &TopicConfig,
     period: &Period,
-) -> rusqlite::Result<Option<Digest>> {
+) -> crate::store::db::Result<Option<Digest>> {
     if topic.digest.is_none() {
         return Ok(None);
     }
@@ -261,7 +261,7 @@ pub fn build(
 
 /// Stores `d` unless its period is stored already (then the stored row stays as it is).
 /// Returns whether it was stored.
-pub fn insert(conn: &Connection, d: &Digest) -> rusqlite::Result<bool> {
+pub fn insert(conn: &Connection, d: &Digest) -> crate::store::db::Result<bool> {
     let ids = serde_json::to_string(&d.story_ids).unwrap_or_else(|_| "[]".into());
     let n = conn.execute(
         "INSERT OR IGNORE INTO digests (topic, period_start, period_end, guid, title, html, text, story_ids, published_at)
@@ -273,7 +273,7 @@ pub fn insert(conn: &Connection, d: &Digest) -> rusqlite::Result<bool> {
 
 const COLUMNS: &str = "topic, period_start, period_end, guid, title, html, text, story_ids, published_at";
 
-fn row(r: &rusqlite::Row) -> rusqlite::Result<Digest> {
+fn row(r: &crate::store::db::Row) -> crate::store::db::Result<Digest> {
     let ids: String = r.get(7)?;
     Ok(Digest {
         topic: r.get(0)?,
@@ -290,7 +290,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Digest> {
 }
 
 /// `topic`'s stored digests, newest period first, at most `limit`.
-pub fn stored(conn: &Connection, topic: &str, limit: usize) -> rusqlite::Result<Vec<Digest>> {
+pub fn stored(conn: &Connection, topic: &str, limit: usize) -> crate::store::db::Result<Vec<Digest>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM digests WHERE topic = ?1 ORDER BY period_start DESC LIMIT ?2"
     ))?;
@@ -299,25 +299,25 @@ pub fn stored(conn: &Connection, topic: &str, limit: usize) -> rusqlite::Result<
 }
 
 /// The stored digest of `topic` starting at `start`, if any.
-pub fn stored_at(conn: &Connection, topic: &str, start: i64) -> rusqlite::Result<Option<Digest>> {
+pub fn stored_at(conn: &Connection, topic: &str, start: i64) -> crate::store::db::Result<Option<Digest>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM digests WHERE topic = ?1 AND period_start = ?2"))?
         .query_row(params![topic, start], row)
         .optional()
 }
 
 /// What changes when a digest of `topic` is added: (rows, latest period start).
-pub fn signature(conn: &Connection, topic: &str) -> rusqlite::Result<(i64, i64)> {
+pub fn signature(conn: &Connection, topic: &str) -> crate::store::db::Result<(i64, i64)> {
     conn.query_row("SELECT count(*), COALESCE(max(period_start), 0) FROM digests WHERE topic = ?1", [topic], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })
 }
 
-fn oldest_item(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+fn oldest_item(conn: &Connection) -> crate::store::db::Result<Option<i64>> {
     conn.query_row("SELECT min(COALESCE(story_time, published)) FROM items", [], |r| r.get(0))
 }
 
 /// The digests of ended periods not stored yet, for every topic with a digest, at `now`.
-pub fn pending(conn: &Connection, config: &Config, now: i64) -> rusqlite::Result<Vec<Digest>> {
+pub fn pending(conn: &Connection, config: &Config, now: i64) -> crate::store::db::Result<Vec<Digest>> {
     let oldest = oldest_item(conn)?;
     let mut out = Vec::new();
     for topic in &config.topics {
@@ -328,7 +328,7 @@ pub fn pending(conn: &Connection, config: &Config, now: i64) -> rusqlite::Result
             let mut stmt =
                 conn.prepare_cached("SELECT period_start FROM digests WHERE topic = ?1 AND period_start >= ?2")?;
             let rows = stmt.query_map(params![topic.id, last.start], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
+            rows.collect::<crate::store::db::Result<_>>()?
         };
         for p in periods.iter().filter(|p| !have.contains(&p.start)) {
             if let Some(d) = build(conn, config, topic, p)? {
@@ -351,7 +351,7 @@ pub async fn build_ended(store: &Store, config: &Arc<Config>, now: i64) -> anyho
     }
     let cfg = config.clone();
     let stored = store
-        .write(move |w| -> rusqlite::Result<Vec<(String, String)>> {
+        .write(move |w| -> crate::store::db::Result<Vec<(String, String)>> {
             let mut done = Vec::new();
             for d in &digests {
                 // Stored and announced to the digest webhooks together, or neither.

@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::store::db::Connection;
 use anyhow::Context;
-use rusqlite::Connection;
 
 use std::collections::HashSet;
 

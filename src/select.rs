@@ -85,11 +85,11 @@ impl StoryView {
 
 /// The stories `topic` publishes at `now`, best first.
 pub fn select(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     config: &Config,
     topic: &TopicConfig,
     now: i64,
-) -> rusqlite::Result<Vec<StoryView>> {
+) -> crate::store::db::Result<Vec<StoryView>> {
     let since = now.saturating_sub(i64::try_from(topic.window.as_secs()).unwrap_or(i64::MAX));
     // Keyword filters read every item's text; otherwise only the published leads need theirs.
     let filter_text = !topic.include.is_empty() || !topic.exclude.is_empty();
@@ -108,13 +108,13 @@ pub fn select(
 /// `limit`, built only from the items whose story time (the published time, never later
 /// than ingest) falls in the range, so an item dated in a past period counts there.
 pub fn select_range(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     config: &Config,
     topic: &TopicConfig,
     start: i64,
     end: i64,
     limit: usize,
-) -> rusqlite::Result<Vec<StoryView>> {
+) -> crate::store::db::Result<Vec<StoryView>> {
     let filter_text = !topic.include.is_empty() || !topic.exclude.is_empty();
     let items = queries::story_items_between(conn, start, end, filter_text.then_some(MATCH_HTML_CHARS))?;
     let sources = queries::source_info(conn)?;
@@ -146,7 +146,12 @@ impl Coverage {
 
 /// Story `id` with all its items, or `None` when no live story has that id (pass the id a
 /// merged story resolves to: see [`crate::store::stories::resolve`]).
-pub fn coverage(conn: &rusqlite::Connection, config: &Config, id: i64, now: i64) -> rusqlite::Result<Option<Coverage>> {
+pub fn coverage(
+    conn: &crate::store::db::Connection,
+    config: &Config,
+    id: i64,
+    now: i64,
+) -> crate::store::db::Result<Option<Coverage>> {
     let mut items = queries::items_of_story(conn, id, None)?;
     if items.is_empty() {
         return Ok(None);
@@ -168,11 +173,11 @@ pub fn coverage(conn: &rusqlite::Connection, config: &Config, id: i64, now: i64)
 /// The stories with these (live) ids as topics publish them, in the order given (search
 /// results come newest match first); ids with no items are left out.
 pub fn stories_by_id(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     config: &Config,
     ids: &[i64],
     now: i64,
-) -> rusqlite::Result<Vec<StoryView>> {
+) -> crate::store::db::Result<Vec<StoryView>> {
     let sources = queries::source_info(conn)?;
     let everything = everything();
     let filter = TopicFilter::new(config, &everything);

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::store::db::Connection;
 use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -34,7 +35,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use rusqlite::Connection;
 
 use crate::config::{Config, TopicConfig};
 use crate::metrics::METRICS;

@@ -23,8 +23,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::store::db::{params, Connection, OptionalExtension};
 use anyhow::Context;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tokio::time::Instant;
@@ -233,7 +233,7 @@ impl Events {
 }
 
 /// The (surviving story, event) pairs recorded for `hook` in `topic` (the mark included).
-fn recorded(c: &Connection, hook: &str, topic: &str) -> rusqlite::Result<HashSet<(i64, String)>> {
+fn recorded(c: &Connection, hook: &str, topic: &str) -> crate::store::db::Result<HashSet<(i64, String)>> {
     let mut st = c.prepare(
         "SELECT COALESCE(s.merged_into, d.story_id), d.event FROM webhook_deliveries d
          LEFT JOIN stories s ON s.id = d.story_id WHERE d.hook = ?1 AND d.topic = ?2",
@@ -243,7 +243,7 @@ fn recorded(c: &Connection, hook: &str, topic: &str) -> rusqlite::Result<HashSet
 }
 
 /// Rows of stories since merged into one of `ids`, under the survivor's id.
-fn merged_rows(c: &Connection, hook: &str, topic: &str, ids: &[i64]) -> rusqlite::Result<Vec<(i64, String)>> {
+fn merged_rows(c: &Connection, hook: &str, topic: &str, ids: &[i64]) -> crate::store::db::Result<Vec<(i64, String)>> {
     let mut st = c.prepare_cached(
         "SELECT s.merged_into, d.event FROM webhook_deliveries d JOIN stories s ON s.id = d.story_id
          WHERE d.hook = ?1 AND d.topic = ?2 AND s.merged_into = ?3",
@@ -257,7 +257,7 @@ fn merged_rows(c: &Connection, hook: &str, topic: &str, ids: &[i64]) -> rusqlite
     Ok(out)
 }
 
-fn record_seen(c: &mut Connection, hook: &str, topic: &str, rows: &[(i64, String)]) -> rusqlite::Result<()> {
+fn record_seen(c: &mut Connection, hook: &str, topic: &str, rows: &[(i64, String)]) -> crate::store::db::Result<()> {
     let tx = c.transaction()?;
     let now = now_ms();
     {
@@ -326,7 +326,7 @@ fn build_posts(config: &Config, hook: &WebhookConfig, events: Vec<Pending>) -> V
 /// Records `posts` (pending) and their rows in one transaction, skipping an event already
 /// carried by an earlier POST of this hook for another topic (that row becomes `seen`).
 /// Returns how many POSTs are pending.
-fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> rusqlite::Result<usize> {
+fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> crate::store::db::Result<usize> {
     let tx = c.transaction()?;
     let n = record_posts_in(&tx, hook, posts)?;
     tx.commit()?;
@@ -334,7 +334,7 @@ fn record_posts(c: &mut Connection, hook: &str, posts: Vec<Post>) -> rusqlite::R
 }
 
 /// [`record_posts`] inside the caller's transaction.
-fn record_posts_in(tx: &Connection, hook: &str, posts: Vec<Post>) -> rusqlite::Result<usize> {
+fn record_posts_in(tx: &Connection, hook: &str, posts: Vec<Post>) -> crate::store::db::Result<usize> {
     let now = now_ms();
     let mut n = 0;
     {
@@ -375,7 +375,7 @@ fn record_posts_in(tx: &Connection, hook: &str, posts: Vec<Post>) -> rusqlite::R
 /// that follows its topic, inside the transaction that stores the digest (so a digest is
 /// announced exactly when it is stored, once per hook and period; the send loop delivers it
 /// as it delivers the others). Returns how many POSTs are pending.
-pub fn record_digest(tx: &Connection, config: &Config, d: &crate::digest::Digest) -> rusqlite::Result<usize> {
+pub fn record_digest(tx: &Connection, config: &Config, d: &crate::digest::Digest) -> crate::store::db::Result<usize> {
     let Some(topic) = config.topics.iter().find(|t| t.id == d.topic) else { return Ok(0) };
     let mut n = 0;
     for hook in digest_hooks(config, &d.topic) {
@@ -440,7 +440,7 @@ fn digest_payload(
 /// Forgets delivery state recorded before `cutoff_ms` (the daemon passes twice the
 /// retention: by then the story's items are pruned, so it is in no topic to be news again).
 /// Pending POSTs and the marks of seen topics stay.
-pub fn prune(c: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+pub fn prune(c: &mut Connection, cutoff_ms: i64) -> crate::store::db::Result<usize> {
     let tx = c.transaction()?;
     let n = tx.execute(
         "DELETE FROM webhook_deliveries WHERE created < ?1 AND status != 'pending' AND event != ?2",
@@ -648,7 +648,7 @@ async fn send_loop(
     while tasks.join_next().await.is_some() {}
 }
 
-fn due(c: &Connection, now: i64, busy: &HashSet<String>) -> rusqlite::Result<Vec<Due>> {
+fn due(c: &Connection, now: i64, busy: &HashSet<String>) -> crate::store::db::Result<Vec<Due>> {
     let mut st = c.prepare_cached(
         "SELECT id, hook, attempts, content_type, headers, body FROM webhook_batches
          WHERE status = 'pending' AND next_attempt <= ?1 ORDER BY next_attempt LIMIT ?2",
@@ -728,7 +728,7 @@ fn mark(
     attempts: u32,
     next: Option<i64>,
     error: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> crate::store::db::Result<()> {
     let tx = c.transaction()?;
     let next = next.unwrap_or(0);
     tx.execute(
@@ -779,8 +779,9 @@ mod tests {
 
     #[test]
     fn an_event_goes_out_once_per_hook_and_merged_stories_count_as_the_survivor() {
-        let mut c = Connection::open_in_memory().unwrap();
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::schema::migrate(&mut c).unwrap();
+        let mut c = Connection::Lite(c);
         let text =
             "[[topic]]\nid = \"a\"\n[[topic]]\nid = \"b\"\n[[webhook]]\nid = \"h\"\nurl = \"https://h.example/\"\n";
         let config = Config::parse(std::path::Path::new("f.toml"), text).unwrap();

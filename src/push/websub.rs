@@ -299,7 +299,7 @@ impl WebSub {
 
     async fn read<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+        f: impl FnOnce(&crate::store::db::Connection) -> crate::store::db::Result<R> + Send + 'static,
     ) -> anyhow::Result<R> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.read(f)).await?
@@ -436,7 +436,7 @@ impl WebSub {
                 let mut out = Vec::new();
                 let t = now();
                 for u in &urls {
-                    let rows = stmt.query_map(rusqlite::params![u, t], |r| {
+                    let rows = stmt.query_map(crate::params![u, t], |r| {
                         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
                     })?;
                     for row in rows {
@@ -579,7 +579,7 @@ impl WebSub {
                     .write(move |w| {
                         w.conn.execute(
                             "UPDATE websub_subscriptions SET last_delivery = ?3, failures = 0 WHERE topic = ?1 AND callback = ?2",
-                            rusqlite::params![t, c, now()],
+                            crate::params![t, c, now()],
                         )
                     })
                     .await;
@@ -601,7 +601,7 @@ impl WebSub {
             .write(move |w| {
                 w.conn.query_row(
                     "UPDATE websub_subscriptions SET failures = failures + 1 WHERE topic = ?1 AND callback = ?2 RETURNING failures",
-                    rusqlite::params![t, c],
+                    crate::params![t, c],
                     |r| r.get::<_, i64>(0),
                 )
             })
@@ -610,7 +610,7 @@ impl WebSub {
             Ok(Ok(n)) if n >= FAILING_AFTER => tracing::warn!(
                 "websub: subscriber {callback} of {topic} keeps failing ({n} deliveries given up in a row); kept until its lease ends"
             ),
-            Ok(Ok(_)) | Ok(Err(rusqlite::Error::QueryReturnedNoRows)) => {}
+            Ok(Ok(_)) | Ok(Err(crate::store::db::Error::NoRows)) => {}
             Ok(Err(e)) => tracing::warn!("websub: recording the failure of {callback}: {e}"),
             Err(e) => tracing::warn!("websub: recording the failure of {callback}: {e}"),
         }
@@ -632,10 +632,15 @@ impl WebSub {
 }
 
 /// Search feeds other than `topic` (URLs starting with `prefix`) with a live subscription.
-fn searches_besides(conn: &rusqlite::Connection, prefix: &str, topic: &str, now: i64) -> rusqlite::Result<usize> {
+fn searches_besides(
+    conn: &crate::store::db::Connection,
+    prefix: &str,
+    topic: &str,
+    now: i64,
+) -> crate::store::db::Result<usize> {
     conn.query_row(
         "SELECT COUNT(DISTINCT topic) FROM websub_subscriptions WHERE lease_expires > ?3 AND topic LIKE ?1 AND topic != ?2",
-        rusqlite::params![prefix, topic, now],
+        crate::params![prefix, topic, now],
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n.max(0) as usize)
@@ -643,12 +648,16 @@ fn searches_besides(conn: &rusqlite::Connection, prefix: &str, topic: &str, now:
 
 /// The queries of the search feeds our hub's live subscribers follow (`prefix`: where search
 /// feeds are served), at most [`WATCHED_SEARCHES`].
-pub fn subscribed_searches(conn: &rusqlite::Connection, base_url: &Url, now: i64) -> rusqlite::Result<Vec<String>> {
+pub fn subscribed_searches(
+    conn: &crate::store::db::Connection,
+    base_url: &Url,
+    now: i64,
+) -> crate::store::db::Result<Vec<String>> {
     let prefix = format!("{}%", render::under(base_url, "search."));
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT topic FROM websub_subscriptions WHERE lease_expires > ?2 AND topic LIKE ?1 ORDER BY topic",
     )?;
-    let topics = stmt.query_map(rusqlite::params![prefix, now], |r| r.get::<_, String>(0))?;
+    let topics = stmt.query_map(crate::params![prefix, now], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for t in topics {
         if let Some((_, q)) = render::search_feed_of(base_url, &t?) {
@@ -662,22 +671,33 @@ pub fn subscribed_searches(conn: &rusqlite::Connection, base_url: &Url, now: i64
 }
 
 /// Whether the hub is full for a new `(topic, callback)` (a renewal always fits).
-fn full(conn: &rusqlite::Connection, topic: &str, callback: &str, max: usize, now: i64) -> rusqlite::Result<bool> {
+fn full(
+    conn: &crate::store::db::Connection,
+    topic: &str,
+    callback: &str,
+    max: usize,
+    now: i64,
+) -> crate::store::db::Result<bool> {
     let (live, exists): (i64, i64) = conn.query_row(
         "SELECT COUNT(*), COALESCE(SUM(topic = ?1 AND callback = ?2), 0) FROM websub_subscriptions WHERE lease_expires > ?3",
-        rusqlite::params![topic, callback, now],
+        crate::params![topic, callback, now],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     Ok(exists == 0 && usize::try_from(live).unwrap_or(usize::MAX) >= max)
 }
 
 /// Stores a verified subscription (or deletes an unsubscribed one); false when the hub is full.
-fn store_intent(conn: &rusqlite::Connection, i: &Intent, max: usize, now: i64) -> rusqlite::Result<bool> {
+fn store_intent(
+    conn: &crate::store::db::Connection,
+    i: &Intent,
+    max: usize,
+    now: i64,
+) -> crate::store::db::Result<bool> {
     let callback = i.callback.to_string();
     if !i.subscribe {
         conn.execute(
             "DELETE FROM websub_subscriptions WHERE topic = ?1 AND callback = ?2",
-            rusqlite::params![i.topic, callback],
+            crate::params![i.topic, callback],
         )?;
         return Ok(true);
     }
@@ -688,7 +708,7 @@ fn store_intent(conn: &rusqlite::Connection, i: &Intent, max: usize, now: i64) -
     conn.execute(
         "INSERT INTO websub_subscriptions (topic, callback, secret, lease_expires, created) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (topic, callback) DO UPDATE SET secret = excluded.secret, lease_expires = excluded.lease_expires, failures = 0",
-        rusqlite::params![i.topic, callback, i.secret, expires, now],
+        crate::params![i.topic, callback, i.secret, expires, now],
     )?;
     Ok(true)
 }
@@ -697,10 +717,10 @@ fn store_intent(conn: &rusqlite::Connection, i: &Intent, max: usize, now: i64) -
 mod tests {
     use super::*;
 
-    fn db() -> rusqlite::Connection {
+    fn db() -> crate::store::db::Connection {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::schema::migrate(&mut conn).unwrap();
-        conn
+        crate::store::db::Connection::Lite(conn)
     }
 
     fn intent(callback: &str, subscribe: bool) -> Intent {

@@ -1,7 +1,7 @@
 //! Items: storing one fetched document's items, once each.
 
+use crate::store::db::{params, Connection, OptionalExtension};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{search, stories};
 use crate::dedup::identity::identities;
@@ -38,7 +38,7 @@ pub fn ingest(
     features: &[Features],
     now: DateTime<Utc>,
     index: &mut search::Batch,
-) -> rusqlite::Result<IngestCounts> {
+) -> crate::store::db::Result<IngestCounts> {
     let now_s = now.timestamp();
     let outlet: String = tx
         .query_row(
@@ -100,7 +100,7 @@ pub fn ingest(
                 hash
             ])?;
             index.item(item_id);
-            Ok::<_, rusqlite::Error>(())
+            Ok::<_, crate::store::db::Error>(())
         };
         // 1. Known to this source under this key?
         if let Some((item_id, old_hash)) = find_app

@@ -23,6 +23,7 @@
 //! critical path too) and ends with one full checkpoint ([`Store::checkpoint_now`]).
 
 pub mod copy;
+pub mod db;
 pub mod items;
 pub mod pg;
 pub mod queries;
@@ -38,12 +39,14 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
+
+use db::Connection;
 
 use crate::dedup::story::{StoryIndex, StoryParams};
 
 /// Called once the group a job ran in has committed (`None`) or failed to (`Some`).
-type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+type Finish = Box<dyn FnOnce(Option<&crate::store::db::Error>) + Send>;
 
 enum Job {
     /// Runs alone, with its own transactions if any.
@@ -99,7 +102,7 @@ pub struct Writer {
 impl Writer {
     /// The connection and the story engine (rebuilt from the database on first use, or after
     /// a failed transaction left it out of step with the rows).
-    pub fn parts(&mut self, now: i64) -> rusqlite::Result<(&mut Connection, &mut StoryIndex)> {
+    pub fn parts(&mut self, now: i64) -> crate::store::db::Result<(&mut Connection, &mut StoryIndex)> {
         if self.stories.is_none() {
             self.stories = Some(stories::restore(&self.conn, StoryParams::default(), now)?);
             self.last_expire = now;
@@ -197,10 +200,12 @@ impl Writer {
     /// Caps the database size (`None`: no cap beyond the disk). Writes past the cap fail with
     /// "database or disk is full" exactly as a full disk does, and succeed again once there
     /// is room (retention, or a larger cap).
-    pub fn set_max_size(&mut self, bytes: Option<u64>) -> rusqlite::Result<()> {
-        let page: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    pub fn set_max_size(&mut self, bytes: Option<u64>) -> crate::store::db::Result<()> {
+        // PostgreSQL's size is the server's to manage.
+        let Some(conn) = self.conn.as_lite() else { return Ok(()) };
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
         let pages = bytes.map_or(i64::from(u32::MAX) * 4, |b| (b as i64 / page.max(512)).max(1));
-        self.conn.pragma_update(None, "max_page_count", pages)?;
+        conn.pragma_update(None, "max_page_count", pages)?;
         Ok(())
     }
 
@@ -223,7 +228,7 @@ impl Writer {
 
     /// Settles the stories now (see [`stories`]), in a transaction of its own: the live window
     /// is replayed in time order and the result stored; the engine continues from the replay.
-    pub fn settle(&mut self, now: i64) -> rusqlite::Result<stories::Settled> {
+    pub fn settle(&mut self, now: i64) -> crate::store::db::Result<stories::Settled> {
         let started = std::time::Instant::now();
         let result = self.settle_tx(now);
         self.last_settle = Some((std::time::Instant::now(), started.elapsed()));
@@ -247,13 +252,13 @@ impl Writer {
         result
     }
 
-    fn settle_tx(&mut self, now: i64) -> rusqlite::Result<stories::Settled> {
+    fn settle_tx(&mut self, now: i64) -> crate::store::db::Result<stories::Settled> {
         // The replay builds a whole new engine and never reads this one, which is replaced on
         // success and reset on failure either way: freeing it first means two engines of the
         // whole window are never in memory at once (the peak RSS of a cold `fetch`).
         self.stories = None;
         // The plan is read inside the transaction, so no row changes before it is applied.
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(crate::store::db::Behavior::Immediate)?;
         let plan = stories::plan(&tx, StoryParams::default(), now, false)?;
         let settled = stories::apply(&tx, &plan)?;
         tx.commit()?;
@@ -309,13 +314,15 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+        let mut conn =
+            rusqlite::Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
         configure(&conn).with_context(|| format!("configuring database {}", path.display()))?;
         schema::migrate(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
         // A group transaction touches a few thousand pages; with SQLite's default 2 MiB cache
         // they spill to the WAL mid-transaction and are written again at commit.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .with_context(|| format!("configuring database {}", path.display()))?;
+        let conn = Connection::Lite(conn);
         let (jobs, rx) = mpsc::channel::<Job>();
         let generation = Arc::new(AtomicU64::new(1));
         let mut writer = Writer {
@@ -370,7 +377,7 @@ impl Store {
     /// Moves WAL checkpoints off the writer's commits onto a thread of their own (see the
     /// module doc): every poll waits for the writer, so a commit's latency is a poll's.
     pub async fn checkpoint_in_background(&self) -> anyhow::Result<()> {
-        let conn = Connection::open(&self.path)
+        let conn = rusqlite::Connection::open(&self.path)
             .with_context(|| format!("opening database {} for checkpoints", self.path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let (tx, rx) = mpsc::sync_channel::<()>(1);
@@ -389,9 +396,11 @@ impl Store {
             })
             .context("starting the checkpoint thread")?;
         self.write(move |w| {
-            w.conn.pragma_update(None, "wal_autocheckpoint", WAL_CAP_PAGES)?;
+            if let Some(c) = w.conn.as_lite() {
+                c.pragma_update(None, "wal_autocheckpoint", WAL_CAP_PAGES)?;
+            }
             w.checkpointer = Some(tx);
-            Ok::<_, rusqlite::Error>(())
+            Ok::<_, crate::store::db::Error>(())
         })
         .await
         .map_err(|_| anyhow::anyhow!("the database writer stopped"))?
@@ -403,6 +412,9 @@ impl Store {
     /// its time includes the checkpoint and the next process has no WAL to replay.
     pub fn checkpoint_now(&self) {
         let done = self.write_blocking(|w| {
+            if w.conn.is_pg() {
+                return Ok(());
+            }
             w.conn.busy_timeout(std::time::Duration::from_millis(200))?;
             let r = w.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             w.conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -460,18 +472,18 @@ impl Store {
     /// has committed. `f` must open a savepoint for its writes when the connection is inside
     /// a transaction (`!conn.is_autocommit()`), and a transaction of its own otherwise. If the
     /// group fails to commit, a successful result of `f` becomes the commit's error.
-    pub async fn write_grouped<T, F>(&self, f: F) -> Result<rusqlite::Result<T>, WriterStopped>
+    pub async fn write_grouped<T, F>(&self, f: F) -> Result<crate::store::db::Result<T>, WriterStopped>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Writer) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut Writer) -> crate::store::db::Result<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job::Grouped(Box::new(move |w| {
                 let result = f(w);
-                Box::new(move |commit_error: Option<&rusqlite::Error>| {
+                Box::new(move |commit_error: Option<&crate::store::db::Error>| {
                     let result = match (result, commit_error) {
-                        (Ok(_), Some(e)) => Err(copy_error(e)),
+                        (Ok(_), Some(e)) => Err(e.copy()),
                         (r, _) => r,
                     };
                     let _ = tx.send(result);
@@ -497,7 +509,7 @@ impl Store {
     }
 
     /// Runs a short read on a pooled read-only connection.
-    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> anyhow::Result<R> {
+    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> crate::store::db::Result<R>) -> anyhow::Result<R> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match pooled {
             Some(c) => c,
@@ -513,26 +525,17 @@ impl Store {
 
     /// A new read-only connection.
     pub fn reader(&self) -> anyhow::Result<Connection> {
-        let conn =
-            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .with_context(|| format!("opening database {} for reading", self.path.display()))?;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening database {} for reading", self.path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(conn)
+        Ok(Connection::Lite(conn))
     }
 }
 
-/// The same error for each job of a failed group (`rusqlite::Error` is not `Clone`).
-fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(code, msg) => rusqlite::Error::SqliteFailure(*code, msg.clone()),
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(format!("committing a group of feeds: {other}")),
-        ),
-    }
-}
-
-pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn configure(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Only takes effect on a new, empty file, and only before WAL is switched on: it lets
     // retention give pages back to the filesystem. (No effect on an existing database.)
@@ -567,7 +570,7 @@ mod tests {
         dir.join("test.db")
     }
 
-    fn add_source(conn: &Connection, id: &str) -> rusqlite::Result<usize> {
+    fn add_source(conn: &Connection, id: &str) -> crate::store::db::Result<usize> {
         conn.execute("INSERT INTO sources (id, url, config_url) VALUES (?1, 'u', 'u')", [id])
     }
 
@@ -646,10 +649,8 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(store.checkpoint_in_background()).unwrap();
-        let cap: i64 = store
-            .write_blocking(|w| w.conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)))
-            .unwrap()
-            .unwrap();
+        let cap: i64 =
+            store.write_blocking(|w| w.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))).unwrap().unwrap();
         assert_eq!(cap, WAL_CAP_PAGES);
         let db_len = || std::fs::metadata(&path).unwrap().len();
         let before = (db_len(), store.generation());

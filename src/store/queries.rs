@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension};
+use crate::store::db::{Connection, OptionalExtension};
 
 /// One stored item, as the topic selection and the renderers need it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,7 +50,11 @@ pub struct StoryItem {
 /// first `n` characters of their summary, else content, in `summary` (for keyword filters):
 /// reading every article of the window whole on each rebuild cost more than all the rest.
 /// [`item_text`] reads the whole text of the few items that get published.
-pub fn story_items_since(conn: &Connection, since: i64, text: Option<usize>) -> rusqlite::Result<Vec<StoryItem>> {
+pub fn story_items_since(
+    conn: &Connection,
+    since: i64,
+    text: Option<usize>,
+) -> crate::store::db::Result<Vec<StoryItem>> {
     let sql = item_query(
         text,
         "i.story_id IN (SELECT DISTINCT story_id FROM items WHERE story_time >= ?1 AND story_id IS NOT NULL)",
@@ -68,7 +72,7 @@ pub fn story_items_between(
     start: i64,
     end: i64,
     text: Option<usize>,
-) -> rusqlite::Result<Vec<StoryItem>> {
+) -> crate::store::db::Result<Vec<StoryItem>> {
     let sql = item_query(text, "i.story_time >= ?1 AND i.story_time < ?2 AND i.story_id IS NOT NULL");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([start, end], story_item)?;
@@ -77,7 +81,7 @@ pub fn story_items_between(
 
 /// Every item of the live story `story` (not following merges: pass a resolved id), with
 /// the first `text` characters of their summary (else content) when asked.
-pub fn items_of_story(conn: &Connection, story: i64, text: Option<usize>) -> rusqlite::Result<Vec<StoryItem>> {
+pub fn items_of_story(conn: &Connection, story: i64, text: Option<usize>) -> crate::store::db::Result<Vec<StoryItem>> {
     let mut stmt = conn.prepare_cached(&item_query(text, "i.story_id = ?1"))?;
     let rows = stmt.query_map([story], story_item)?;
     rows.collect()
@@ -102,7 +106,7 @@ fn item_query(text: Option<usize>, filter: &str) -> String {
     )
 }
 
-fn story_item(r: &rusqlite::Row) -> rusqlite::Result<StoryItem> {
+fn story_item(r: &crate::store::db::Row) -> crate::store::db::Result<StoryItem> {
     let authors: String = r.get(10)?;
     let categories: String = r.get(11)?;
     let sources: Option<String> = r.get(13)?;
@@ -130,7 +134,7 @@ fn story_item(r: &rusqlite::Row) -> rusqlite::Result<StoryItem> {
 }
 
 /// An item's summary, else its content: the text [`story_items_since`] leaves out.
-pub fn item_text(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+pub fn item_text(conn: &Connection, id: i64) -> crate::store::db::Result<Option<String>> {
     conn.prepare_cached("SELECT COALESCE(summary, content) FROM items WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()
@@ -151,7 +155,7 @@ pub struct SourceInfo {
 }
 
 /// Every stored source, by id.
-pub fn source_info(conn: &Connection) -> rusqlite::Result<HashMap<String, SourceInfo>> {
+pub fn source_info(conn: &Connection) -> crate::store::db::Result<HashMap<String, SourceInfo>> {
     let mut stmt = conn.prepare_cached("SELECT id, COALESCE(title, feed_title, id), url, home_page FROM sources")?;
     let rows = stmt
         .query_map([], |r| Ok(SourceInfo { id: r.get(0)?, name: r.get(1)?, url: r.get(2)?, home_page: r.get(3)? }))?;
@@ -172,7 +176,7 @@ pub struct Counts {
 }
 
 /// Current sizes.
-pub fn counts(conn: &Connection) -> rusqlite::Result<Counts> {
+pub fn counts(conn: &Connection) -> crate::store::db::Result<Counts> {
     conn.query_row(
         "SELECT (SELECT COUNT(*) FROM sources),
                 (SELECT COUNT(*) FROM sources WHERE status = 'error'),
@@ -185,7 +189,7 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<Counts> {
 
 /// The article a story id stands for: the earliest linked item of the story it lives in now
 /// (following merges), for the `/stories/{id}` redirect behind every published GUID.
-pub fn story_link(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+pub fn story_link(conn: &Connection, id: i64) -> crate::store::db::Result<Option<String>> {
     let Some(live) = super::stories::resolve(conn, id)? else { return Ok(None) };
     conn.query_row(
         "SELECT link FROM items WHERE story_id = ?1 AND link IS NOT NULL
@@ -197,6 +201,6 @@ pub fn story_link(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>
 }
 
 /// A trivial read: proves the database file opens and answers (for `/healthz`).
-pub fn ping(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn ping(conn: &Connection) -> crate::store::db::Result<i64> {
     conn.query_row("SELECT COUNT(*) FROM sources", [], |r| r.get(0))
 }

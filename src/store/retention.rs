@@ -3,8 +3,8 @@
 //! go back to the filesystem (incremental vacuum) so the file does not grow without bound.
 //! Their rows in the search index go in the same transaction.
 
+use crate::store::db::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::Writer;
 
@@ -13,10 +13,10 @@ use super::Writer;
 const TOMBSTONE_FACTOR: i64 = 2;
 
 /// Deletes items published before `cutoff` (in one transaction); returns how many.
-pub fn prune(w: &mut Writer, cutoff: DateTime<Utc>) -> rusqlite::Result<usize> {
+pub fn prune(w: &mut Writer, cutoff: DateTime<Utc>) -> crate::store::db::Result<usize> {
     let cut = cutoff.timestamp();
     let now = Utc::now().timestamp();
-    let tx = w.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = w.conn.transaction_with_behavior(crate::store::db::Behavior::Immediate)?;
     tx.execute(
         "INSERT OR IGNORE INTO tombstones (source_id, key, deleted_at)
          SELECT a.source_id, a.key, ?2 FROM appearances a JOIN items i ON i.id = a.item_id WHERE i.published < ?1",

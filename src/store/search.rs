@@ -27,8 +27,9 @@ use std::fmt;
 use std::sync::{mpsc, LazyLock};
 use std::time::Duration;
 
+use crate::store::db::{params, Connection, OptionalExtension, Row};
 use regex::Regex;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use rusqlite::ErrorCode;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::normalize::text::quick_text;
@@ -82,7 +83,7 @@ const HTML_CHARS: usize = 16_000;
 /// names (separated by U+001F).
 type DocRow = (i64, String, Option<String>, Option<String>, Option<String>, Option<String>);
 
-fn doc_row(r: &Row) -> rusqlite::Result<DocRow> {
+fn doc_row(r: &Row) -> crate::store::db::Result<DocRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
@@ -138,19 +139,22 @@ fn head(s: &str) -> &str {
     s.char_indices().nth(HTML_CHARS).map_or(s, |(cut, _)| &s[..cut])
 }
 
-fn insert_row(conn: &Connection, row: &DocRow) -> rusqlite::Result<()> {
+fn insert_row(conn: &Connection, row: &DocRow) -> crate::store::db::Result<()> {
     let (id, title, summary, content, link, names) = row;
     let names = names.as_deref().unwrap_or("").split('\u{1f}');
     insert(conn, *id, title, &body_text(summary.as_deref(), content.as_deref()), &outlets(names, link.as_deref()))
 }
 
-fn insert(conn: &Connection, id: i64, title: &str, body: &str, outlets: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO item_search (rowid, title, body, outlets) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![id, title, body, outlets])?;
+/// On PostgreSQL `item_search` is a table of the same columns with a generated `tsvector`
+/// (schema migration 2 there), so the same statements write both.
+const INSERT_SQL: &str = "INSERT INTO item_search (rowid, title, body, outlets) VALUES (?1, ?2, ?3, ?4)";
+
+fn insert(conn: &Connection, id: i64, title: &str, body: &str, outlets: &str) -> crate::store::db::Result<()> {
+    conn.prepare_cached(INSERT_SQL)?.execute(params![id, title, body, outlets])?;
     Ok(())
 }
 
-fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+fn delete(conn: &Connection, id: i64) -> crate::store::db::Result<()> {
     conn.prepare_cached("DELETE FROM item_search WHERE rowid = ?1")?.execute([id])?;
     Ok(())
 }
@@ -158,7 +162,7 @@ fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
 /// (Re-)indexes one item from its current `items`, `appearances` and `sources` rows: its
 /// index row (if any) is deleted and written again; an item that no longer exists is only
 /// deleted. Runs in the caller's transaction.
-pub fn index_item(conn: &Connection, item_id: i64) -> rusqlite::Result<()> {
+pub fn index_item(conn: &Connection, item_id: i64) -> crate::store::db::Result<()> {
     delete(conn, item_id)?;
     let row = conn.prepare_cached(doc_sql!("WHERE i.id = ?1"))?.query_row([item_id], doc_row).optional()?;
     match row {
@@ -217,7 +221,7 @@ impl Batch {
     }
 
     /// Makes the writes, in order (a later write of an item replaces an earlier one).
-    pub fn apply(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+    pub fn apply(&mut self, conn: &Connection) -> crate::store::db::Result<()> {
         for w in self.writes.drain(..) {
             match w {
                 Write::New { id, title, body, outlets } => {
@@ -232,14 +236,14 @@ impl Batch {
 }
 
 /// The items `source_id` gave us.
-pub fn source_items(conn: &Connection, source_id: &str) -> rusqlite::Result<Vec<i64>> {
+pub fn source_items(conn: &Connection, source_id: &str) -> crate::store::db::Result<Vec<i64>> {
     conn.prepare_cached("SELECT DISTINCT item_id FROM appearances WHERE source_id = ?1")?
         .query_map([source_id], |r| r.get(0))?
         .collect()
 }
 
 /// Re-indexes every item `source_id` gave us (its display name changed); returns how many.
-pub fn reindex_source(conn: &Connection, source_id: &str) -> rusqlite::Result<usize> {
+pub fn reindex_source(conn: &Connection, source_id: &str) -> crate::store::db::Result<usize> {
     let ids = source_items(conn, source_id)?;
     for &id in &ids {
         index_item(conn, id)?;
@@ -249,18 +253,24 @@ pub fn reindex_source(conn: &Connection, source_id: &str) -> rusqlite::Result<us
 
 /// Deletes the index rows of the items published before `cut` (unix seconds): what
 /// retention is about to delete, in its transaction. Returns how many.
-pub fn remove_published_before(conn: &Connection, cut: i64) -> rusqlite::Result<usize> {
+pub fn remove_published_before(conn: &Connection, cut: i64) -> crate::store::db::Result<usize> {
     conn.prepare_cached("DELETE FROM item_search WHERE rowid IN (SELECT id FROM items WHERE published < ?1)")?
         .execute([cut])
 }
 
-/// Indexes every stored item into the (empty) index: schema migration 4. Returns how many.
-pub fn backfill(conn: &Connection) -> rusqlite::Result<usize> {
+/// Indexes every stored item into the (empty) SQLite index: schema migration 4, and a copy
+/// into SQLite (`newsdesk migrate`). Returns how many.
+pub fn backfill(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
     let mut stmt = conn.prepare(doc_sql!("ORDER BY i.id"))?;
+    let mut insert = conn.prepare_cached(INSERT_SQL)?;
     let mut rows = stmt.query([])?;
     let mut n = 0;
     while let Some(r) = rows.next()? {
-        insert_row(conn, &doc_row(r)?)?;
+        let (id, title, summary, content, link, names): DocRow =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+        let names = names.as_deref().unwrap_or("").split('\u{1f}');
+        let body = body_text(summary.as_deref(), content.as_deref());
+        insert.execute(rusqlite::params![id, title, body, outlets(names, link.as_deref())])?;
         n += 1;
     }
     Ok(n)
@@ -339,6 +349,47 @@ impl Query {
         for term in &self.none {
             out.push_str(" NOT ");
             term.write_fts5(&mut out);
+        }
+        out
+    }
+}
+
+impl Query {
+    /// The PostgreSQL `tsquery` of the same search: a phrase's words joined by `<->`, a
+    /// prefix as `:*`, groups by `&`, alternatives by `|`, exclusions as `& !`.
+    pub fn tsquery(&self) -> String {
+        fn term(t: &Term, out: &mut String) {
+            out.push('(');
+            for (n, w) in t.words.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(" <-> ");
+                }
+                out.push('\'');
+                out.push_str(&w.replace('\'', "''"));
+                out.push('\'');
+                if t.prefix && n + 1 == t.words.len() {
+                    out.push_str(":*");
+                }
+            }
+            out.push(')');
+        }
+        let mut out = String::new();
+        for (g, group) in self.all.iter().enumerate() {
+            if g > 0 {
+                out.push_str(" & ");
+            }
+            out.push('(');
+            for (n, t) in group.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(" | ");
+                }
+                term(t, &mut out);
+            }
+            out.push(')');
+        }
+        for t in &self.none {
+            out.push_str(" & !");
+            term(t, &mut out);
         }
         out
     }
@@ -565,7 +616,7 @@ pub enum SearchError {
     TooSlow,
     /// The database failed.
     #[error("searching the database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[from] crate::store::db::Error),
     /// The timer that bounds the search could not start.
     #[error("starting the search timer: {0}")]
     Timer(std::io::Error),
@@ -586,8 +637,9 @@ pub fn stories(conn: &Connection, q: &Query, limit: usize, budget: Duration) -> 
         return Ok(Vec::new());
     }
     let scan = (limit * SCAN_PER_STORY).min(MAX_SCAN);
+    let Some(lite) = conn.as_lite() else { return pg_stories(conn, q, limit, scan, budget) };
     let expr = q.fts5();
-    let handle = conn.get_interrupt_handle();
+    let handle = lite.get_interrupt_handle();
     let (stop, stopped) = mpsc::channel::<()>();
     std::thread::scope(|s| {
         let timer = std::thread::Builder::new()
@@ -609,7 +661,9 @@ pub fn stories(conn: &Connection, q: &Query, limit: usize, budget: Duration) -> 
         drop(stop);
         let fired = timer.join().unwrap_or(true);
         match found {
-            Err(e) if fired && e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) => {
+            Err(crate::store::db::Error::Sqlite(e))
+                if fired && e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) =>
+            {
                 Err(SearchError::TooSlow)
             }
             r => r.map_err(SearchError::Sqlite),
@@ -617,9 +671,30 @@ pub fn stories(conn: &Connection, q: &Query, limit: usize, budget: Duration) -> 
     })
 }
 
-fn matching_stories(conn: &Connection, expr: &str, limit: usize, scan: usize) -> rusqlite::Result<Vec<i64>> {
-    let mut matches =
-        conn.prepare_cached("SELECT rowid FROM item_search WHERE item_search MATCH ?1 ORDER BY rowid DESC LIMIT ?2")?;
+/// [`stories`] on PostgreSQL: the same walk over a `tsvector` match, bounded by the
+/// session's `statement_timeout` instead of an interrupt.
+fn pg_stories(
+    conn: &Connection,
+    q: &Query,
+    limit: usize,
+    scan: usize,
+    budget: Duration,
+) -> Result<Vec<i64>, SearchError> {
+    conn.execute_batch(&format!("SET statement_timeout = {}", budget.as_millis().max(1)))?;
+    let found = matching_stories(conn, &q.tsquery(), limit, scan);
+    conn.execute_batch("SET statement_timeout = 0")?;
+    match found {
+        Err(e) if e.to_string().contains("statement timeout") => Err(SearchError::TooSlow),
+        r => r.map_err(SearchError::Sqlite),
+    }
+}
+
+fn matching_stories(conn: &Connection, expr: &str, limit: usize, scan: usize) -> crate::store::db::Result<Vec<i64>> {
+    let mut matches = conn.prepare_cached(if conn.is_pg() {
+        "SELECT rowid FROM item_search WHERE doc @@ to_tsquery('simple', ?1) ORDER BY rowid DESC LIMIT ?2"
+    } else {
+        "SELECT rowid FROM item_search WHERE item_search MATCH ?1 ORDER BY rowid DESC LIMIT ?2"
+    })?;
     let mut story_of = conn.prepare_cached(
         "SELECT COALESCE(s.merged_into, s.id) FROM items i JOIN stories s ON s.id = i.story_id WHERE i.id = ?1",
     )?;
@@ -713,7 +788,8 @@ mod tests {
                          WHERE COALESCE(s.merged_into, s.id) = ?1 ORDER BY i.id DESC",
                     )?;
                     out.extend(
-                        stmt.query_map([story], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?,
+                        stmt.query_map([story], |r| r.get::<_, String>(0))?
+                            .collect::<crate::store::db::Result<Vec<_>>>()?,
                     );
                 }
                 Ok(out)
@@ -798,7 +874,7 @@ mod tests {
                 )?;
                 let mut stmt = w.conn.prepare("SELECT term, doc, col, offset FROM temp.vocab ORDER BY 1, 2, 3, 4")?;
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                rows.collect::<crate::store::db::Result<Vec<_>>>()
             })
             .unwrap()
             .unwrap()
@@ -1074,7 +1150,7 @@ mod tests {
         let path = temp_db("migrate");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         {
-            let mut conn = Connection::open(&path).unwrap();
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
             schema::create_at(&mut conn, 3).unwrap();
             conn.execute_batch(
                 "INSERT INTO sources (id, url, config_url, title, feed_title) VALUES
@@ -1196,8 +1272,9 @@ mod tests {
 
     /// A database with the schema, in memory, and a few indexed items.
     fn memory_db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         schema::migrate(&mut conn).unwrap();
+        let conn = Connection::Lite(conn);
         conn.execute_batch(
             "INSERT INTO stories (id, first_seen, last_seen) VALUES (1, 0, 0);
              INSERT INTO items (id, title, summary, published, updated, first_seen, content_hash, story_id)

@@ -1,8 +1,8 @@
 //! Sources: per-source state (current URL, validators, health, next due time) and the one
 //! transaction that records a poll together with the items it brought.
 
+use crate::store::db::{params, Connection, OptionalExtension, Row};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::items::{self, IngestCounts};
 use super::search;
@@ -54,7 +54,7 @@ const STATE_COLUMNS: &str = "s.id, s.url, s.config_url, s.feed_title, s.etag, s.
     s.last_error, s.last_poll, s.last_success, s.next_due, s.failures, s.retry_after, s.retired_reason,
     (SELECT COUNT(*) FROM appearances a WHERE a.source_id = s.id), s.skip_hours, s.skip_days, s.past_retention";
 
-fn state_from_row(r: &Row) -> rusqlite::Result<SourceState> {
+fn state_from_row(r: &Row) -> crate::store::db::Result<SourceState> {
     Ok(SourceState {
         id: r.get(0)?,
         url: r.get(1)?,
@@ -80,7 +80,7 @@ fn state_from_row(r: &Row) -> rusqlite::Result<SourceState> {
 /// configured URL changed starts over at the new URL (validators cleared, un-retired).
 /// Sources no longer configured keep their rows and items. A source whose configured title
 /// changed has its items indexed again for search (they are found by the new name).
-pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result<()> {
+pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> crate::store::db::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert =
@@ -103,14 +103,14 @@ pub fn sync(conn: &mut Connection, sources: &[SourceConfig]) -> rusqlite::Result
 }
 
 /// State of one source.
-pub fn state(conn: &Connection, id: &str) -> rusqlite::Result<Option<SourceState>> {
+pub fn state(conn: &Connection, id: &str) -> crate::store::db::Result<Option<SourceState>> {
     conn.prepare_cached(&format!("SELECT {STATE_COLUMNS} FROM sources s WHERE s.id = ?1"))?
         .query_row([id], state_from_row)
         .optional()
 }
 
 /// State of every source, in id order.
-pub fn all(conn: &Connection) -> rusqlite::Result<Vec<SourceState>> {
+pub fn all(conn: &Connection) -> crate::store::db::Result<Vec<SourceState>> {
     let mut stmt = conn.prepare(&format!("SELECT {STATE_COLUMNS} FROM sources s ORDER BY s.id"))?;
     let rows = stmt.query_map([], state_from_row)?;
     rows.collect()
@@ -165,7 +165,7 @@ pub struct PollRecord {
 
 /// Records a poll and stores its items in one transaction: a feed is committed whole or not
 /// at all.
-pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestCounts> {
+pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> crate::store::db::Result<IngestCounts> {
     let mut index = search::Batch::default();
     let result = record_poll_tx(w, rec, &mut index);
     match &result {
@@ -188,7 +188,11 @@ pub fn record_poll(w: &mut Writer, rec: &PollRecord) -> rusqlite::Result<IngestC
 
 /// Records the poll; index writes are made before an own transaction commits, and left in
 /// `index` inside a group transaction.
-fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -> rusqlite::Result<IngestCounts> {
+fn record_poll_tx(
+    w: &mut Writer,
+    rec: &PollRecord,
+    index: &mut search::Batch,
+) -> crate::store::db::Result<IngestCounts> {
     // Only new content needs the story engine (rebuilt from the rows on first use): a 304 or
     // an error must not pay for that.
     let failing_after = w.failing_after;
@@ -201,7 +205,7 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -
     // Inside a group transaction (see `Store::write_grouped`) the feed gets a savepoint: it
     // still commits or rolls back as a whole.
     let tx = if conn.is_autocommit() {
-        Tx::Own(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+        Tx::Own(conn.transaction_with_behavior(crate::store::db::Behavior::Immediate)?)
     } else {
         Tx::Nested(conn.savepoint()?)
     };
@@ -214,7 +218,7 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -
         .query_row([&rec.source_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let (failures_before, status_before, url_before) = before.unwrap_or((0, String::new(), String::new()));
-    let event = |kind: &str, detail: String| -> rusqlite::Result<()> {
+    let event = |kind: &str, detail: String| -> crate::store::db::Result<()> {
         tx.prepare_cached("INSERT INTO source_events (source_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![rec.source_id, now, kind, detail])?;
         Ok(())
@@ -305,13 +309,13 @@ fn record_poll_tx(w: &mut Writer, rec: &PollRecord, index: &mut search::Batch) -
 
 /// The transaction one feed is stored in: its own, or a savepoint in a group transaction.
 enum Tx<'c> {
-    Own(rusqlite::Transaction<'c>),
-    Nested(rusqlite::Savepoint<'c>),
+    Own(crate::store::db::Transaction<'c>),
+    Nested(crate::store::db::Transaction<'c>),
 }
 
 impl Tx<'_> {
     /// Commits; an own transaction makes the index writes first.
-    fn commit(self, index: &mut search::Batch) -> rusqlite::Result<()> {
+    fn commit(self, index: &mut search::Batch) -> crate::store::db::Result<()> {
         match self {
             Tx::Own(t) => {
                 index.apply(&t)?;
@@ -323,8 +327,8 @@ impl Tx<'_> {
 }
 
 impl std::ops::Deref for Tx<'_> {
-    type Target = rusqlite::Connection;
-    fn deref(&self) -> &rusqlite::Connection {
+    type Target = crate::store::db::Connection;
+    fn deref(&self) -> &crate::store::db::Connection {
         match self {
             Tx::Own(t) => t,
             Tx::Nested(s) => s,
@@ -350,7 +354,7 @@ pub struct SourceEvent {
 }
 
 /// The latest `limit` health events, newest first.
-pub fn events(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<SourceEvent>> {
+pub fn events(conn: &Connection, limit: usize) -> crate::store::db::Result<Vec<SourceEvent>> {
     let mut q = conn.prepare_cached(
         "SELECT e.id, e.source_id, COALESCE(s.title, s.feed_title, e.source_id), e.at, e.kind, e.detail
          FROM source_events e LEFT JOIN sources s ON s.id = e.source_id

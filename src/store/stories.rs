@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, Connection};
+use crate::store::db::{params, Connection};
 
 use crate::dedup::story::{stable_hash, Article, Assignment, Features, IdMap, Rule, StoryIndex, StoryParams};
 use crate::normalize::text::quick_text;
@@ -84,7 +84,7 @@ pub fn assign(
     item_id: i64,
     features: Features,
     time: i64,
-) -> rusqlite::Result<Placed> {
+) -> crate::store::db::Result<Placed> {
     let a = engine.assign_features_as(features, time, item_id as u64);
     let story = a.story as i64;
     tx.prepare_cached(
@@ -111,8 +111,8 @@ pub fn assign(
 }
 
 /// The story a (possibly merged) story id now lives in.
-pub fn resolve(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
-    use rusqlite::OptionalExtension;
+pub fn resolve(conn: &Connection, id: i64) -> crate::store::db::Result<Option<i64>> {
+    use crate::store::db::OptionalExtension;
     conn.query_row("SELECT COALESCE(merged_into, id) FROM stories WHERE id = ?1", [id], |r| r.get(0)).optional()
 }
 
@@ -163,7 +163,7 @@ impl Row {
 const SUMMARY_HTML_CHARS: usize = 4000;
 
 /// The items clustered at or after `since`, in clustering order (time, then URL hash, then id).
-pub fn window(conn: &Connection, since: i64) -> rusqlite::Result<Vec<Row>> {
+pub fn window(conn: &Connection, since: i64) -> crate::store::db::Result<Vec<Row>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT i.id, i.title, COALESCE(substr(COALESCE(i.summary, i.content), 1, {SUMMARY_HTML_CHARS}), ''),
                 i.link, COALESCE(s.merged_into, i.story_id), i.copy_of, i.story_time,
@@ -191,14 +191,14 @@ pub fn window(conn: &Connection, since: i64) -> rusqlite::Result<Vec<Row>> {
             source: source.to_string(),
         })
     })?;
-    let mut out = rows.collect::<rusqlite::Result<Vec<Row>>>()?;
+    let mut out = rows.collect::<crate::store::db::Result<Vec<Row>>>()?;
     out.sort_unstable_by_key(|r| (r.time, r.order, r.id));
     Ok(out)
 }
 
 /// Rebuilds the clustering state from the items of the last `quiet_period` (what the engine
 /// would still hold had the process never stopped), in clustering order, each in its stored story.
-pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> rusqlite::Result<StoryIndex> {
+pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> crate::store::db::Result<StoryIndex> {
     let since = now - params.quiet_period;
     let mut engine = StoryIndex::new(params);
     engine.next_story = next_story_id(conn)?;
@@ -212,7 +212,7 @@ pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> rusqlite::Re
 }
 
 /// An id no story row has.
-fn next_story_id(conn: &Connection) -> rusqlite::Result<u64> {
+fn next_story_id(conn: &Connection) -> crate::store::db::Result<u64> {
     let next: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM stories", [], |r| r.get(0))?;
     Ok(next.max(1) as u64)
 }
@@ -243,7 +243,7 @@ pub struct Plan {
 
 /// Replays the items of the last `quiet_period` before `now` through a fresh engine in
 /// clustering order and reconciles the stories with the stored ids. Reads only.
-pub fn plan(conn: &Connection, params: StoryParams, now: i64, trace: bool) -> rusqlite::Result<Plan> {
+pub fn plan(conn: &Connection, params: StoryParams, now: i64, trace: bool) -> crate::store::db::Result<Plan> {
     let since = now - params.quiet_period;
     let mut rows = window(conn, since)?;
     let features: Vec<Features> = rows.iter().map(Row::features).collect();
@@ -348,7 +348,7 @@ pub struct Settled {
 /// Stores a [`plan`]: items move to their replayed stories, story rows get their new time
 /// span, new stories get rows, and emptied ones redirect. Run it in the transaction the plan
 /// was made in, so no row changed in between.
-pub fn apply(tx: &Connection, plan: &Plan) -> rusqlite::Result<Settled> {
+pub fn apply(tx: &Connection, plan: &Plan) -> crate::store::db::Result<Settled> {
     let mut done = Settled { items: plan.rows.len(), ..Settled::default() };
     let mut touched: HashSet<i64> = HashSet::new();
     let mut set_item = tx.prepare_cached("UPDATE items SET story_id = ?2, copy_of = ?3 WHERE id = ?1")?;
@@ -395,7 +395,7 @@ pub fn apply(tx: &Connection, plan: &Plan) -> rusqlite::Result<Settled> {
 /// it had to beat, the shared terms with their weights and the shared evidence words. Items
 /// the stored story and the replay disagree on (a settle is due) and items older than the
 /// window are listed too. `None` when no story has that id.
-pub fn explain(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Option<String>> {
+pub fn explain(conn: &Connection, id: i64, now: i64) -> crate::store::db::Result<Option<String>> {
     use std::fmt::Write;
     let Some(live) = resolve(conn, id)? else { return Ok(None) };
     let plan = plan(conn, StoryParams::default(), now, true)?;
