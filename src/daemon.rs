@@ -57,7 +57,7 @@ impl Shared {
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_configured(&config.daemon)?;
     // The last process may have stopped between a poll and its settle.
     store.request_settle();
     if let Err(e) = store.checkpoint_in_background().await {
@@ -166,7 +166,7 @@ async fn sync_sources(store: &Store, config: &Config) -> anyhow::Result<()> {
     store
         .write(move |w| sources::sync(&mut w.conn, &srcs))
         .await?
-        .with_context(|| format!("recording sources in {}", config.daemon.database.display()))
+        .with_context(|| format!("recording sources in {}", store.describe()))
 }
 
 async fn set_max_size(store: &Store, bytes: Option<u64>) -> anyhow::Result<()> {

@@ -191,27 +191,6 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&config.daemon.log_level);
-    if let Some(pg) = config.daemon.postgres.clone() {
-        if !matches!(cli.command, Command::Opml(Opml::Export)) {
-            let reached = runtime().and_then(|rt| {
-                rt.block_on(async {
-                    let mut client = pg.connect().await?;
-                    newsdesk::store::pg::migrate(&mut client).await
-                })
-            });
-            let e = match reached {
-                // Reached and migrated; the commands themselves run on SQLite only so far.
-                Ok(()) => anyhow::anyhow!(
-                    "{} is reached and its schema is at version {}, but this newsdesk runs its commands on                      SQLite only: PostgreSQL serves `newsdesk migrate` so far. Set database to a file path, or                      copy the store with `newsdesk migrate --from FILE --to postgres://...` for a later version",
-                    pg.describe(),
-                    newsdesk::store::pg::VERSION
-                ),
-                Err(e) => e,
-            };
-            eprintln!("newsdesk: error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    }
     let result = match cli.command {
         Command::Check => Ok(ExitCode::SUCCESS),
         Command::Run => runtime()
@@ -259,7 +238,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_configured(&config.daemon)?;
     let cap = config.daemon.max_db_size;
     store.write_blocking(move |w| w.set_max_size(cap))?.context("setting the database size cap (max_db_size)")?;
     let failing_after = config.daemon.failing_after;
@@ -267,7 +246,7 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     let srcs = config.sources.clone();
     store
         .write_blocking(move |w| sources::sync(&mut w.conn, &srcs))?
-        .with_context(|| format!("recording sources in {}", config.daemon.database.display()))?;
+        .with_context(|| format!("recording sources in {}", store.describe()))?;
     Ok(store)
 }
 

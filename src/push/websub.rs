@@ -679,7 +679,7 @@ fn full(
     now: i64,
 ) -> crate::store::db::Result<bool> {
     let (live, exists): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(topic = ?1 AND callback = ?2), 0) FROM websub_subscriptions WHERE lease_expires > ?3",
+        "SELECT COUNT(*), COUNT(CASE WHEN topic = ?1 AND callback = ?2 THEN 1 END) FROM websub_subscriptions WHERE lease_expires > ?3",
         crate::params![topic, callback, now],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;

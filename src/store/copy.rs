@@ -467,6 +467,15 @@ pub async fn run(from: &Side, to: &Side) -> anyhow::Result<()> {
         }
     }
     finish(&dst).await?;
+    if let Side::Postgres(target) = to {
+        // PostgreSQL's search rows are made in Rust from the copied items (the indexed text
+        // is the items' HTML made plain), once.
+        let conn = super::db::Connection::Pg(Box::new(super::db::PgConn::connect(target)?));
+        let n = super::search::backfill_db(&conn).with_context(|| format!("indexing {dst_name} for search"))?;
+        if n > 0 {
+            eprintln!("search index: {n} items");
+        }
+    }
     eprintln!("copied {src_name} into {dst_name}");
     Ok(())
 }

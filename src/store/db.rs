@@ -742,7 +742,8 @@ impl<T, F: FnMut(&Row<'_>) -> Result<T>> Iterator for MappedRows<'_, F> {
 /// the store's threads (the writer, the readers in `spawn_blocking`) call it as they call
 /// SQLite.
 pub struct PgConn {
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` but in `drop`.
+    rt: Option<tokio::runtime::Runtime>,
     client: tokio_postgres::Client,
     statements: Mutex<HashMap<Arc<str>, tokio_postgres::Statement>>,
     translated: Mutex<HashMap<String, Arc<str>>>,
@@ -760,7 +761,7 @@ impl PgConn {
             .map_err(|e| anyhow::anyhow!("starting a runtime for PostgreSQL: {e}"))?;
         let client = run_on(&rt, target.connect())?;
         Ok(PgConn {
-            rt,
+            rt: Some(rt),
             client,
             statements: Mutex::default(),
             translated: Mutex::default(),
@@ -769,12 +770,24 @@ impl PgConn {
         })
     }
 
+    /// Brings the schema to [`super::pg::VERSION`] (see [`super::pg::migrate`]).
+    pub fn migrate(&mut self) -> anyhow::Result<()> {
+        match &self.rt {
+            Some(rt) => run_on(rt, super::pg::migrate(&mut self.client)),
+            None => anyhow::bail!("the PostgreSQL connection is closed"),
+        }
+    }
+
     /// Runs a future to completion on this connection's runtime.
     fn run<F: std::future::Future + Send>(&self, f: F) -> F::Output
     where
         F::Output: Send,
     {
-        run_on(&self.rt, f)
+        match &self.rt {
+            Some(rt) => run_on(rt, f),
+            // Only `drop` takes it, and nothing runs after that.
+            None => unreachable!("PostgreSQL connection used after drop"),
+        }
     }
 
     /// The client, for code that speaks PostgreSQL directly (migrations, locks).
@@ -848,6 +861,16 @@ impl PgConn {
             .run(self.client.query(&stmt, &refs))
             .map_err(|e| Error::Postgres(format!("{}: {sql}", describe_error(&e))))?;
         rows.iter().map(pg_row).collect()
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // A runtime may not be dropped (it waits) inside an async context, where a pooled
+        // reader can be dropped: let it go without waiting.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

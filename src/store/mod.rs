@@ -287,6 +287,11 @@ impl Writer {
 #[derive(Clone)]
 pub struct Store {
     path: PathBuf,
+    /// The PostgreSQL database, when the store is one (`path` is then unused but for the
+    /// folder of served files).
+    pg: Option<Arc<pg::PgTarget>>,
+    /// The database as errors name it: the file, or `user@host:port/db`.
+    what: Arc<str>,
     jobs: mpsc::Sender<Job>,
     generation: Arc<AtomicU64>,
     /// Idle read connections for short lookups ([`Store::read`]): opening one parses the
@@ -323,6 +328,33 @@ impl Store {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .with_context(|| format!("configuring database {}", path.display()))?;
         let conn = Connection::Lite(conn);
+        Store::start(conn, path.to_path_buf(), None, path.display().to_string())
+    }
+
+    /// Opens the database `[daemon]` names: the PostgreSQL one when `database` is a
+    /// `postgres://` URL, else the SQLite file.
+    pub fn open_configured(daemon: &crate::config::DaemonConfig) -> anyhow::Result<Store> {
+        match &daemon.postgres {
+            Some(target) => Store::open_pg(target, &daemon.database),
+            None => Store::open(&daemon.database),
+        }
+    }
+
+    /// Connects to PostgreSQL, migrates its schema (see [`pg::migrate`]) and starts the
+    /// writer on that connection. `files` is where served files live (as beside an SQLite
+    /// file).
+    pub fn open_pg(target: &pg::PgTarget, files: &Path) -> anyhow::Result<Store> {
+        let mut conn = db::PgConn::connect(target)?;
+        conn.migrate().with_context(|| format!("migrating PostgreSQL database {}", target.describe()))?;
+        Store::start(
+            Connection::Pg(Box::new(conn)),
+            files.to_path_buf(),
+            Some(Arc::new(target.clone())),
+            target.describe(),
+        )
+    }
+
+    fn start(conn: Connection, path: PathBuf, pg: Option<Arc<pg::PgTarget>>, what: String) -> anyhow::Result<Store> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let generation = Arc::new(AtomicU64::new(1));
         let mut writer = Writer {
@@ -371,12 +403,15 @@ impl Store {
                 }
             })
             .context("starting the database writer thread")?;
-        Ok(Store { path: path.to_path_buf(), jobs, generation, readers: Arc::default() })
+        Ok(Store { path, pg, what: what.into(), jobs, generation, readers: Arc::default() })
     }
 
     /// Moves WAL checkpoints off the writer's commits onto a thread of their own (see the
     /// module doc): every poll waits for the writer, so a commit's latency is a poll's.
     pub async fn checkpoint_in_background(&self) -> anyhow::Result<()> {
+        if self.pg.is_some() {
+            return Ok(());
+        }
         let conn = rusqlite::Connection::open(&self.path)
             .with_context(|| format!("opening database {} for checkpoints", self.path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -422,8 +457,8 @@ impl Store {
         });
         match done {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!("final checkpoint of {}: {e}", self.path.display()),
-            Err(WriterStopped) => tracing::debug!("final checkpoint of {}: the writer stopped", self.path.display()),
+            Ok(Err(e)) => tracing::debug!("final checkpoint of {}: {e}", self.what),
+            Err(WriterStopped) => tracing::debug!("final checkpoint of {}: the writer stopped", self.what),
         }
     }
 
@@ -434,7 +469,7 @@ impl Store {
         let r = self
             .write_blocking(move |w| if w.settle_due { w.settle(now).map(Some) } else { Ok(None) })
             .map_err(anyhow::Error::from)?;
-        r.with_context(|| format!("settling stories in {}", self.path.display()))
+        r.with_context(|| format!("settling stories in {}", self.what))
     }
 
     /// Asks the writer to settle the stories at its next chance (the daemon at startup: the
@@ -448,7 +483,18 @@ impl Store {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The database file.
+    /// The database as errors and logs name it: the file, or `user@host:port/db`.
+    pub fn describe(&self) -> &str {
+        &self.what
+    }
+
+    /// Whether the store is PostgreSQL.
+    pub fn is_pg(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// The database file (with PostgreSQL: the configured path, whose folder holds served
+    /// files).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -515,7 +561,7 @@ impl Store {
             Some(c) => c,
             None => self.reader()?,
         };
-        let result = f(&conn).with_context(|| format!("reading database {}", self.path.display()))?;
+        let result = f(&conn).with_context(|| format!("reading database {}", self.what))?;
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < READER_POOL {
             idle.push(conn);
@@ -525,6 +571,9 @@ impl Store {
 
     /// A new read-only connection.
     pub fn reader(&self) -> anyhow::Result<Connection> {
+        if let Some(target) = &self.pg {
+            return Ok(Connection::Pg(Box::new(db::PgConn::connect(target)?)));
+        }
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

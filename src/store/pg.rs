@@ -256,6 +256,18 @@ const MIGRATIONS: &[&str] = &[r#"
     );
     CREATE INDEX webhook_deliveries_batch ON webhook_deliveries(batch_id);
     CREATE INDEX webhook_deliveries_story ON webhook_deliveries(hook, story_id, event);
+"#, r#"
+    -- Search (SQLite's FTS5 table item_search): the same columns, written by the same
+    -- statements, matched through a generated tsvector.
+    CREATE TABLE item_search (
+        rowid    BIGINT PRIMARY KEY,
+        title    TEXT NOT NULL,
+        body     TEXT NOT NULL,
+        outlets  TEXT NOT NULL,
+        doc      tsvector GENERATED ALWAYS AS
+                 (to_tsvector('simple', title || ' ' || body || ' ' || outlets)) STORED
+    );
+    CREATE INDEX item_search_doc ON item_search USING GIN (doc);
 "#];
 
 /// The PostgreSQL schema version this build writes.

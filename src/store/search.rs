@@ -258,6 +258,22 @@ pub fn remove_published_before(conn: &Connection, cut: i64) -> crate::store::db:
         .execute([cut])
 }
 
+/// Indexes every stored item, in one transaction, when the index is empty (a copy into
+/// PostgreSQL); returns how many (0: it was not empty).
+pub fn backfill_db(conn: &Connection) -> crate::store::db::Result<usize> {
+    let indexed: i64 = conn.query_row("SELECT COUNT(*) FROM item_search", [], |r| r.get(0))?;
+    if indexed > 0 {
+        return Ok(0);
+    }
+    let tx = conn.transaction()?;
+    let ids: Vec<i64> = tx.prepare("SELECT id FROM items ORDER BY id")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for &id in &ids {
+        index_item(&tx, id)?;
+    }
+    tx.commit()?;
+    Ok(ids.len())
+}
+
 /// Indexes every stored item into the (empty) SQLite index: schema migration 4, and a copy
 /// into SQLite (`newsdesk migrate`). Returns how many.
 pub fn backfill(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {

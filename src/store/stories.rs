@@ -89,7 +89,8 @@ pub fn assign(
     let story = a.story as i64;
     tx.prepare_cached(
         "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2)
-         ON CONFLICT(id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+         ON CONFLICT(id) DO UPDATE SET last_seen =
+             CASE WHEN excluded.last_seen > stories.last_seen THEN excluded.last_seen ELSE stories.last_seen END",
     )?
     .execute(params![story, time])?;
     for gone in &a.merged {
@@ -103,7 +104,8 @@ pub fn assign(
             .execute(params![story, gone])?;
         tx.prepare_cached("UPDATE items SET story_id = ?1 WHERE story_id = ?2")?.execute(params![story, gone])?;
         tx.prepare_cached(
-            "UPDATE stories SET first_seen = MIN(first_seen, (SELECT first_seen FROM stories WHERE id = ?2)) WHERE id = ?1",
+            "UPDATE stories SET first_seen = o.first_seen FROM stories o
+             WHERE stories.id = ?1 AND o.id = ?2 AND o.first_seen < stories.first_seen",
         )?
         .execute(params![story, gone])?;
     }
