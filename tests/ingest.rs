@@ -2,6 +2,7 @@
 //! SQLite file. Every item is stored once; every upstream failure is recorded on its source
 //! and loses nothing stored before.
 
+#[path = "common/mod.rs"]
 mod common;
 
 use std::io::Write;

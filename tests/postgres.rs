@@ -4,138 +4,11 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{simple_feed, temp_dir, Desk, Reply, TestServer};
-
-const PASSWORD: &str = "pg-test-secret-7f3a";
-
-/// A throwaway PostgreSQL cluster.
-struct Pg {
-    dir: PathBuf,
-    bin: PathBuf,
-    port: u16,
-}
-
-/// The newest installed PostgreSQL's programs.
-fn pg_bin() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
-}
-
-/// `prog` of `bin`, as the unprivileged `nobody` when we are root (PostgreSQL refuses root).
-fn run_as(bin: &Path, prog: &str, args: &[&str]) -> Output {
-    let exe = bin.join(prog);
-    let mut cmd = if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--"]).arg(&exe);
-        c
-    } else {
-        Command::new(&exe)
-    };
-    cmd.args(args).env_remove("PGPASSWORD").output().unwrap_or_else(|e| panic!("{prog}: {e}"))
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Pg {
-    /// A running cluster, or `None` (the test is skipped) when PostgreSQL is not installed
-    /// and CI is not set.
-    fn start(name: &str) -> Option<Pg> {
-        let Some(bin) = pg_bin() else {
-            assert!(std::env::var_os("CI").is_none(), "CI is set but PostgreSQL is not installed");
-            eprintln!("skipped: PostgreSQL is not installed (apt-get install postgresql)");
-            return None;
-        };
-        let dir = temp_dir(name);
-        std::fs::write(dir.join("pw"), PASSWORD).unwrap();
-        if is_root() {
-            assert!(Command::new("chown").args(["-R", "nobody"]).arg(&dir).status().unwrap().success());
-        }
-        let data = dir.join("data");
-        let pwfile = dir.join("pw");
-        let out = run_as(
-            &bin,
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "newsdesk",
-                "--pwfile",
-                pwfile.to_str().unwrap(),
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-        let port = free_port();
-        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
-        let log = dir.join("log");
-        let out = run_as(
-            &bin,
-            "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"],
-        );
-        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
-        Some(Pg { dir, bin, port })
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("postgres://newsdesk@127.0.0.1:{}/{db}", self.port)
-    }
-
-    fn createdb(&self, db: &str) {
-        let out = run_as(
-            &self.bin,
-            "createdb",
-            &["-h", self.dir.to_str().unwrap(), "-p", &self.port.to_string(), "-U", "newsdesk", db],
-        );
-        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// Runs SQL through psql (local socket): its unaligned output, or its error (e.g. the
-    /// table does not exist yet).
-    fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
-        let port = self.port.to_string();
-        let dir = self.dir.to_str().unwrap();
-        let out = run_as(&self.bin, "psql", &["-h", dir, "-p", &port, "-U", "newsdesk", "-d", db, "-At", "-c", sql]);
-        match out.status.success() {
-            true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
-            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
-        }
-    }
-
-    /// [`Pg::try_psql`], which must succeed.
-    fn psql(&self, db: &str, sql: &str) -> String {
-        self.try_psql(db, sql).unwrap_or_else(|e| panic!("psql {sql}: {e}"))
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let data = self.dir.join("data");
-        let _ = run_as(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::{free_port, simple_feed, temp_dir, Desk, Pg, Reply, TestServer, PASSWORD};
 
 fn newsdesk(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsdesk"));
@@ -209,7 +82,7 @@ fn migrate_copies_sqlite_to_postgres_and_back_keeping_every_row_story_id_and_fee
     assert!(log.contains("items") && log.contains("100 rows"), "{log}");
     assert!(!log.contains(PASSWORD));
     assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "100");
-    assert_eq!(pg.psql("desk", "SELECT MAX(version) FROM newsdesk_schema"), "1");
+    assert_eq!(pg.psql("desk", "SELECT MAX(version) FROM newsdesk_schema"), newsdesk::store::pg::VERSION.to_string());
     // New ids continue after the copied ones.
     let max: i64 = pg.psql("desk", "SELECT MAX(id) FROM stories").parse().unwrap();
     let next = pg.psql("desk", "INSERT INTO stories (first_seen, last_seen) VALUES (0, 0) RETURNING id; ");
@@ -247,8 +120,11 @@ fn unreachable_database_and_wrong_password_are_clear_errors_naming_user_and_host
     let Some(pg) = Pg::start("pg-faults") else { return };
     pg.createdb("desk");
     let closed = free_port();
+    let farm = TestServer::start();
+    farm.set("/a.xml", Reply::rss(simple_feed("Outlet story", 20)));
     let desk = Desk::new("pg-faults-desk")
         .daemon(&format!("database = \"postgres://newsdesk@127.0.0.1:{closed}/desk\""))
+        .source("a", &farm.url("/a.xml"))
         .write();
     // `database` appears twice now; put the URL in place of the file instead.
     let fix = |url: &str, extra: &str| {
@@ -287,7 +163,7 @@ fn unreachable_database_and_wrong_password_are_clear_errors_naming_user_and_host
     assert!(!t.contains("wrong-pw-4711"), "{t}");
 
     // The password from a file; two instances at the same moment on an empty database: the
-    // schema is migrated once.
+    // schema is migrated once, both store, and every item is there once.
     let pwfile = desk.dir.join("pgpass");
     std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
     fix(&pg.url("desk"), &format!("database_password_file = {:?}", pwfile.to_str().unwrap()));
@@ -304,11 +180,14 @@ fn unreachable_database_and_wrong_password_are_clear_errors_naming_user_and_host
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         let t = text(&out);
-        assert!(t.contains("its schema is at version 1"), "{t}");
+        assert!(out.status.success(), "{t}");
         assert!(!t.contains(PASSWORD), "{t}");
     }
-    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM newsdesk_schema"), "1", "migrated once");
-    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "0");
+    let version = newsdesk::store::pg::VERSION.to_string();
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM newsdesk_schema"), version, "each migration ran once");
+    assert_eq!(pg.psql("desk", "SELECT COUNT(DISTINCT version) FROM newsdesk_schema"), version);
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "20", "every item once");
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM appearances"), "20");
 
     // A bad URL is a config error at its line.
     fix("postgres://127.0.0.1/desk", "");

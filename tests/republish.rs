@@ -2,7 +2,9 @@
 //! real SQLite file, selected and rendered, and served over real HTTP by `serve::run` on
 //! 127.0.0.1:0. Output is parsed back with feed-rs.
 
+#[path = "common/mod.rs"]
 mod common;
+#[path = "support/mod.rs"]
 mod support;
 
 use std::io::Read;

@@ -2,6 +2,7 @@
 //! `newsdesk eval stories` command), and stories at ingest: several outlets, one story,
 //! stable across restarts.
 
+#[path = "common/mod.rs"]
 mod common;
 
 use common::{rss, Desk, Reply, TestServer};
@@ -266,9 +267,10 @@ fn dev_set_over_http_is_stored_as_the_replay_whatever_the_poll_order() {
     }
     let desk = |name: &str, order: &[&(String, String)]| {
         let d = Desk::new(name);
-        let mut cfg = String::from(
-            "[daemon]\ndatabase = \"test.db\"\ntimeout = \"10s\"\nmax_items = 5000\nconcurrency = 16\n\n\
+        let mut cfg = format!(
+            "[daemon]\ndatabase = \"{}\"\ntimeout = \"10s\"\nmax_items = 5000\nconcurrency = 16\n\n\
              [[topic]]\nid = \"top-news\"\nrank = \"coverage\"\nmin_outlets = 2\nwindow = \"48h\"\nlimit = 50\n\n",
+            d.database()
         );
         for (id, _) in order {
             cfg.push_str(&format!("[[source]]\nid = \"{id}\"\nurl = \"{}\"\n\n", srv.url(&format!("/{id}.xml"))));

@@ -576,7 +576,7 @@ fn a_stored_digest_is_pushed_to_digest_subscribers_and_pinged_to_hubs() {
         .execute(
             "INSERT INTO digests (topic, period_start, period_end, guid, title, html, text, story_ids, published_at)
              VALUES ('all', ?1, ?2, ?3, 'All: yesterday', '<p style=\"margin:0\">Harbour</p>', 'Harbour', '[]', ?2)",
-            rusqlite::params![yesterday, yesterday + 86400, format!("{}topics/all/digest/yesterday", w.base)],
+            newsdesk::params![yesterday, yesterday + 86400, format!("{}topics/all/digest/yesterday", w.base)],
         )
         .unwrap();
     let posts = sub.wait("POST", 1, Duration::from_secs(15));

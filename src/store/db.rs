@@ -511,10 +511,40 @@ impl Connection {
 
     /// `BEGIN` without a guard (the writer's group transactions end with [`Connection::commit`]
     /// or [`Connection::rollback`]).
+    ///
+    /// On PostgreSQL every transaction of the store's writers begins by taking the one row
+    /// of `newsdesk_writes` (schema migration 4): the writers of all instances take turns as
+    /// SQLite's one writer does, so ids read as `MAX(id) + 1` and the story engine's view stay
+    /// exact; the counter it returns tells whether another writer committed since this one's
+    /// last turn ([`Connection::take_foreign_write`]).
     pub fn begin(&self, b: Behavior) -> Result<()> {
         self.execute_batch(if b == Behavior::Immediate { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
         self.set_depth(1);
+        if let Connection::Pg(p) = self {
+            let turn = self
+                .query_row("UPDATE newsdesk_writes SET n = n + 1 WHERE id = 1 RETURNING n", [], |r| r.get::<_, i64>(0));
+            let n = match turn {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = self.rollback();
+                    return Err(e);
+                }
+            };
+            if p.last_write.get() != Some(n - 1) {
+                p.foreign_write.set(true);
+            }
+            p.last_write.set(Some(n));
+        }
         Ok(())
+    }
+
+    /// Whether another writer committed since this connection's previous transaction began
+    /// (PostgreSQL; SQLite's writer learns it from `PRAGMA data_version`). Reading clears it.
+    pub fn take_foreign_write(&self) -> bool {
+        match self {
+            Connection::Pg(p) => p.foreign_write.replace(false),
+            Connection::Lite(_) => false,
+        }
     }
 
     /// `COMMIT` of a transaction opened by [`Connection::begin`].
@@ -529,7 +559,15 @@ impl Connection {
     /// `ROLLBACK` of a transaction opened by [`Connection::begin`].
     pub fn rollback(&self) -> Result<()> {
         self.set_depth(-1);
+        self.forget_turn();
         self.execute_batch("ROLLBACK")
+    }
+
+    /// A rolled-back transaction took back its increment of the write counter.
+    fn forget_turn(&self) {
+        if let Connection::Pg(p) = self {
+            p.last_write.set(p.last_write.get().map(|n| n - 1));
+        }
     }
 
     fn set_depth(&self, by: i32) {
@@ -576,6 +614,9 @@ impl Transaction<'_> {
     fn undo(&self) {
         let _ = self.conn.execute_batch(if self.savepoint { "ROLLBACK TO nd_sp; RELEASE nd_sp" } else { "ROLLBACK" });
         self.conn.set_depth(-1);
+        if !self.savepoint {
+            self.conn.forget_turn();
+        }
     }
 }
 
@@ -748,6 +789,10 @@ pub struct PgConn {
     statements: Mutex<HashMap<Arc<str>, tokio_postgres::Statement>>,
     translated: Mutex<HashMap<String, Arc<str>>>,
     depth: Cell<u32>,
+    /// The write counter this connection's last transaction set (see [`Connection::begin`]).
+    last_write: Cell<Option<i64>>,
+    /// Another writer committed in between.
+    foreign_write: Cell<bool>,
     /// `user@host:port/db`, for errors.
     pub what: String,
 }
@@ -759,13 +804,22 @@ impl PgConn {
             .enable_all()
             .build()
             .map_err(|e| anyhow::anyhow!("starting a runtime for PostgreSQL: {e}"))?;
-        let client = run_on(&rt, target.connect())?;
+        let client = match run_on(&rt, target.connect()) {
+            Ok(c) => c,
+            Err(e) => {
+                // Dropping it would wait, which an async caller (the daemon) may not.
+                rt.shutdown_background();
+                return Err(e);
+            }
+        };
         Ok(PgConn {
             rt: Some(rt),
             client,
             statements: Mutex::default(),
             translated: Mutex::default(),
             depth: Cell::new(0),
+            last_write: Cell::new(None),
+            foreign_write: Cell::new(false),
             what: target.describe(),
         })
     }

@@ -94,6 +94,8 @@ pub struct Writer {
     last_settle: Option<(std::time::Instant, std::time::Duration)>,
     /// Consecutive failures after which a source counts as failing (`failing_after`).
     pub(crate) failing_after: i64,
+    /// PostgreSQL: commits by other connections, counted by [`pg::listen`].
+    foreign: Option<Arc<AtomicU64>>,
     /// Search index writes of the jobs of the open group transaction, made before it commits
     /// (see [`search::Batch`]; a poll in a transaction of its own makes them itself).
     search: search::Batch,
@@ -103,6 +105,11 @@ impl Writer {
     /// The connection and the story engine (rebuilt from the database on first use, or after
     /// a failed transaction left it out of step with the rows).
     pub fn parts(&mut self, now: i64) -> crate::store::db::Result<(&mut Connection, &mut StoryIndex)> {
+        if self.conn.take_foreign_write() {
+            // Another instance wrote since our last transaction (PostgreSQL): its items are
+            // not in this engine.
+            self.stories = None;
+        }
         if self.stories.is_none() {
             self.stories = Some(stories::restore(&self.conn, StoryParams::default(), now)?);
             self.last_expire = now;
@@ -129,7 +136,11 @@ impl Writer {
 
     /// `PRAGMA data_version` of the write connection: it moves only when *another*
     /// connection commits (e.g. `newsdesk fetch` next to the daemon), never for our own.
+    /// On PostgreSQL: the count of other connections' notified commits ([`pg::listen`]).
     fn data_version(&self) -> Option<i64> {
+        if let Some(n) = &self.foreign {
+            return Some(n.load(Ordering::Acquire) as i64);
+        }
         self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
     }
 
@@ -162,7 +173,7 @@ impl Writer {
     ) -> Option<Job> {
         // If the group cannot begin (another process holds the write lock past the busy
         // timeout), the job runs alone and opens its own transaction.
-        if self.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+        if self.conn.begin(db::Behavior::Immediate).is_err() {
             let finish = first(self);
             self.flush_changed();
             finish(None);
@@ -183,10 +194,10 @@ impl Writer {
         // The search index writes of the jobs that stored (see `search::Batch`): a failure
         // fails the group as a failed commit does.
         let index = std::mem::take(&mut self.search).apply(&self.conn);
-        let commit = index.and_then(|()| self.conn.execute_batch("COMMIT"));
+        let commit = index.and_then(|()| self.conn.commit());
         if commit.is_err() {
             // Nothing of the group is stored: the story engine must forget it too.
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = self.conn.rollback();
             self.reset_stories();
             self.dirty = false;
         }
@@ -328,7 +339,7 @@ impl Store {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .with_context(|| format!("configuring database {}", path.display()))?;
         let conn = Connection::Lite(conn);
-        Store::start(conn, path.to_path_buf(), None, path.display().to_string())
+        Store::start(conn, path.to_path_buf(), None, path.display().to_string(), None)
     }
 
     /// Opens the database `[daemon]` names: the PostgreSQL one when `database` is a
@@ -346,15 +357,21 @@ impl Store {
     pub fn open_pg(target: &pg::PgTarget, files: &Path) -> anyhow::Result<Store> {
         let mut conn = db::PgConn::connect(target)?;
         conn.migrate().with_context(|| format!("migrating PostgreSQL database {}", target.describe()))?;
-        Store::start(
-            Connection::Pg(Box::new(conn)),
-            files.to_path_buf(),
-            Some(Arc::new(target.clone())),
-            target.describe(),
-        )
+        let conn = Connection::Pg(Box::new(conn));
+        let pid: i64 = conn.query_row("SELECT pg_backend_pid()", [], |r| r.get(0))?;
+        let foreign = Arc::new(AtomicU64::new(0));
+        pg::listen(target.clone(), pid, foreign.clone()).context("starting the PostgreSQL change listener")?;
+        let what = target.describe();
+        Store::start(conn, files.to_path_buf(), Some(Arc::new(target.clone())), what, Some(foreign))
     }
 
-    fn start(conn: Connection, path: PathBuf, pg: Option<Arc<pg::PgTarget>>, what: String) -> anyhow::Result<Store> {
+    fn start(
+        conn: Connection,
+        path: PathBuf,
+        pg: Option<Arc<pg::PgTarget>>,
+        what: String,
+        foreign: Option<Arc<AtomicU64>>,
+    ) -> anyhow::Result<Store> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let generation = Arc::new(AtomicU64::new(1));
         let mut writer = Writer {
@@ -368,6 +385,7 @@ impl Store {
             last_settle: None,
             search: search::Batch::default(),
             failing_after: 3,
+            foreign,
         };
         thread::Builder::new()
             .name("db-writer".into())

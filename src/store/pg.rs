@@ -84,9 +84,13 @@ impl PgTarget {
         format!("{user}@{host}:{port}/{}", self.config.get_dbname().unwrap_or("?"))
     }
 
-    /// Connects (the password from the URL, else `database_password_file`, else
-    /// `$PGPASSWORD`), and runs the connection on the current tokio runtime.
-    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+    /// Connects; the caller drives the connection (to read its notifications).
+    pub async fn connect_raw(
+        &self,
+    ) -> anyhow::Result<(
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    )> {
         let mut config = self.config.clone();
         if config.get_password().is_none() {
             if let Some(file) = &self.password_file {
@@ -98,10 +102,17 @@ impl PgTarget {
             }
         }
         let what = self.describe();
-        let (client, connection) = config
+        config
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(|e| anyhow::anyhow!("connecting to PostgreSQL as {what}: {}", describe_error(&e)))?;
+            .map_err(|e| anyhow::anyhow!("connecting to PostgreSQL as {what}: {}", describe_error(&e)))
+    }
+
+    /// Connects (the password from the URL, else `database_password_file`, else
+    /// `$PGPASSWORD`), and runs the connection on the current tokio runtime.
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let what = self.describe();
+        let (client, connection) = self.connect_raw().await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!("PostgreSQL connection to {what}: {}", describe_error(&e));
@@ -129,7 +140,8 @@ pub fn describe_error(e: &tokio_postgres::Error) -> String {
 
 /// The PostgreSQL schema: migration N brings version N-1 to N in one transaction. The first
 /// is SQLite's schema version 9 (but search); later ones follow SQLite's as they come.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE sources (
         id             TEXT PRIMARY KEY,
         url            TEXT NOT NULL,
@@ -256,7 +268,8 @@ const MIGRATIONS: &[&str] = &[r#"
     );
     CREATE INDEX webhook_deliveries_batch ON webhook_deliveries(batch_id);
     CREATE INDEX webhook_deliveries_story ON webhook_deliveries(hook, story_id, event);
-"#, r#"
+"#,
+    r#"
     -- Search (SQLite's FTS5 table item_search): the same columns, written by the same
     -- statements, matched through a generated tsvector.
     CREATE TABLE item_search (
@@ -268,7 +281,99 @@ const MIGRATIONS: &[&str] = &[r#"
                  (to_tsvector('simple', title || ' ' || body || ' ' || outlets)) STORED
     );
     CREATE INDEX item_search_doc ON item_search USING GIN (doc);
-"#];
+"#,
+    r#"
+    -- Every statement that changes what is published notifies, at commit, with the writer's
+    -- backend pid, so every other instance rebuilds its feeds (and its story engine) and a
+    -- writer skips its own (SQLite's PRAGMA data_version, for PostgreSQL).
+    CREATE FUNCTION newsdesk_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('newsdesk_changes', pg_backend_pid()::text);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER items_changed AFTER INSERT OR UPDATE OR DELETE ON items
+        FOR EACH STATEMENT EXECUTE FUNCTION newsdesk_notify();
+    CREATE TRIGGER appearances_changed AFTER INSERT OR UPDATE OR DELETE ON appearances
+        FOR EACH STATEMENT EXECUTE FUNCTION newsdesk_notify();
+    CREATE TRIGGER stories_changed AFTER INSERT OR UPDATE OR DELETE ON stories
+        FOR EACH STATEMENT EXECUTE FUNCTION newsdesk_notify();
+    CREATE TRIGGER sources_changed AFTER INSERT OR UPDATE OR DELETE ON sources
+        FOR EACH STATEMENT EXECUTE FUNCTION newsdesk_notify();
+    CREATE TRIGGER digests_changed AFTER INSERT OR UPDATE OR DELETE ON digests
+        FOR EACH STATEMENT EXECUTE FUNCTION newsdesk_notify();
+"#,
+    r#"
+    -- The writers' turn (see store::db::Connection::begin): every write transaction of every
+    -- instance updates this row first, so they commit one at a time, and the count tells a
+    -- writer whether another wrote since its last turn.
+    CREATE TABLE newsdesk_writes (id BIGINT PRIMARY KEY, n BIGINT NOT NULL);
+    INSERT INTO newsdesk_writes VALUES (1, 0);
+"#,
+];
+
+/// The channel [`listen`] hears other writers' commits on (migration 3).
+pub const CHANGES_CHANNEL: &str = "newsdesk_changes";
+
+/// Counts, in `count`, the commits by connections other than `own_pid` that changed the
+/// store (their notifications, see migration 3), on a thread of its own, until `count` has
+/// no other owner. A lost connection is retried every second and counts as a change (what
+/// it missed is unknown).
+pub fn listen(
+    target: PgTarget,
+    own_pid: i64,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("db-listen".into()).spawn(move || {
+        rt.block_on(async move {
+            let mut first = true;
+            while std::sync::Arc::strong_count(&count) > 1 {
+                if !first {
+                    count.fetch_add(1, Ordering::Release);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                first = false;
+                let Ok((client, mut conn)) = target.connect_raw().await else { continue };
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                        match m {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if tx.send(n.payload().to_string()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}")).await.is_err() {
+                    driver.abort();
+                    continue;
+                }
+                let own = own_pid.to_string();
+                loop {
+                    tokio::select! {
+                        m = rx.recv() => match m {
+                            Some(pid) if pid != own => { count.fetch_add(1, Ordering::Release); }
+                            Some(_) => {}
+                            None => break,
+                        },
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                            if std::sync::Arc::strong_count(&count) <= 1 {
+                                break;
+                            }
+                        }
+                    }
+                }
+                driver.abort();
+            }
+        });
+    })?;
+    Ok(())
+}
 
 /// The PostgreSQL schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

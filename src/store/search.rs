@@ -266,7 +266,8 @@ pub fn backfill_db(conn: &Connection) -> crate::store::db::Result<usize> {
         return Ok(0);
     }
     let tx = conn.transaction()?;
-    let ids: Vec<i64> = tx.prepare("SELECT id FROM items ORDER BY id")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let ids: Vec<i64> =
+        tx.prepare("SELECT id FROM items ORDER BY id")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     for &id in &ids {
         index_item(&tx, id)?;
     }

@@ -234,13 +234,33 @@ pub struct Desk {
     pub config: PathBuf,
     daemon_extra: String,
     sources: Vec<(String, String, String)>,
+    /// The test's own PostgreSQL cluster when this test crate runs on PostgreSQL (see
+    /// [`on_postgres`]).
+    pub pg: Option<Pg>,
+}
+
+/// Whether this test crate runs its desks on PostgreSQL: the `*_pg` crates include another
+/// test file whole (`tests/ingest_pg.rs` is `tests/ingest.rs`), so the same tests run on both
+/// backends.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_pg")
 }
 
 impl Desk {
     pub fn new(name: &str) -> Desk {
         let dir = temp_dir(name);
         let config = dir.join("feeds.toml");
-        Desk { dir, config, daemon_extra: String::new(), sources: Vec::new() }
+        let pg = if on_postgres() {
+            let pg = Pg::start(&format!("{name}-pg"));
+            assert!(pg.is_some(), "PostgreSQL is not installed: the *_pg tests need it (apt-get install postgresql)");
+            if let Some(pg) = &pg {
+                pg.createdb("desk");
+            }
+            pg
+        } else {
+            None
+        };
+        Desk { dir, config, daemon_extra: String::new(), sources: Vec::new(), pg }
     }
 
     /// Extra `[daemon]` lines.
@@ -263,7 +283,7 @@ impl Desk {
     pub fn write(self) -> Desk {
         let mut f = std::fs::File::create(&self.config).unwrap();
         let timeout = if self.daemon_extra.contains("timeout") { "" } else { "timeout = \"5s\"" };
-        writeln!(f, "[daemon]\ndatabase = \"test.db\"\n{timeout}\n{}", self.daemon_extra).unwrap();
+        writeln!(f, "[daemon]\ndatabase = \"{}\"\n{timeout}\n{}", self.database(), self.daemon_extra).unwrap();
         for (id, url, extra) in &self.sources {
             writeln!(f, "[[source]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n").unwrap();
         }
@@ -272,6 +292,15 @@ impl Desk {
 
     pub fn db(&self) -> PathBuf {
         self.dir.join("test.db")
+    }
+
+    /// What `[daemon] database` says: the SQLite file, or the PostgreSQL URL (password
+    /// included: the test cluster's).
+    pub fn database(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url("desk").replace("postgres://newsdesk@", &format!("postgres://newsdesk:{PASSWORD}@")),
+            None => "test.db".into(),
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -293,8 +322,16 @@ impl Desk {
         stdout
     }
 
-    pub fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.db()).unwrap()
+    /// A connection to the desk's database, whichever backend it is on.
+    pub fn conn(&self) -> newsdesk::store::db::Connection {
+        use newsdesk::store::db::{Connection, PgConn};
+        match &self.pg {
+            Some(_) => {
+                let target = newsdesk::store::pg::PgTarget::parse(&self.database(), None).unwrap();
+                Connection::Pg(Box::new(PgConn::connect(&target).unwrap()))
+            }
+            None => Connection::open(self.db()).unwrap(),
+        }
     }
 
     pub fn count(&self, sql: &str) -> i64 {
@@ -473,5 +510,133 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------ PostgreSQL
+
+pub const PASSWORD: &str = "pg-test-secret-7f3a";
+
+/// A throwaway PostgreSQL cluster.
+pub struct Pg {
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+    pub port: u16,
+}
+
+/// The newest installed PostgreSQL's programs.
+pub fn pg_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// `prog` of `bin`, as the unprivileged `nobody` when we are root (PostgreSQL refuses root).
+pub fn run_as(bin: &Path, prog: &str, args: &[&str]) -> Output {
+    let exe = bin.join(prog);
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    cmd.args(args).env_remove("PGPASSWORD").output().unwrap_or_else(|e| panic!("{prog}: {e}"))
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Pg {
+    /// A running cluster, or `None` (the test is skipped) when PostgreSQL is not installed
+    /// and CI is not set.
+    pub fn start(name: &str) -> Option<Pg> {
+        let Some(bin) = pg_bin() else {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but PostgreSQL is not installed");
+            eprintln!("skipped: PostgreSQL is not installed (apt-get install postgresql)");
+            return None;
+        };
+        let dir = temp_dir(name);
+        std::fs::write(dir.join("pw"), PASSWORD).unwrap();
+        if is_root() {
+            assert!(Command::new("chown").args(["-R", "nobody"]).arg(&dir).status().unwrap().success());
+        }
+        let data = dir.join("data");
+        let pwfile = dir.join("pw");
+        let out = run_as(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "newsdesk",
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
+        let log = dir.join("log");
+        let out = run_as(
+            &bin,
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"],
+        );
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        Some(Pg { dir, bin, port })
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://newsdesk@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn createdb(&self, db: &str) {
+        let out = run_as(
+            &self.bin,
+            "createdb",
+            &["-h", self.dir.to_str().unwrap(), "-p", &self.port.to_string(), "-U", "newsdesk", db],
+        );
+        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Runs SQL through psql (local socket): its unaligned output, or its error (e.g. the
+    /// table does not exist yet).
+    pub fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let port = self.port.to_string();
+        let dir = self.dir.to_str().unwrap();
+        let out = run_as(&self.bin, "psql", &["-h", dir, "-p", &port, "-U", "newsdesk", "-d", db, "-At", "-c", sql]);
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+
+    /// [`Pg::try_psql`], which must succeed.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        self.try_psql(db, sql).unwrap_or_else(|e| panic!("psql {sql}: {e}"))
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = run_as(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock};
 
-use crate::common::{rss, Desk, Reply, TestServer};
+use super::common::{rss, Desk, Reply, TestServer};
 use newsdesk::config::Config;
 use newsdesk::serve::{self, AppState};
 use newsdesk::store::Store;
@@ -161,7 +161,7 @@ pub struct Served {
 impl Served {
     pub fn start(desk: &Desk) -> Served {
         let config = Config::load(&desk.config).unwrap();
-        let store = Store::open(&config.daemon.database).unwrap();
+        let store = Store::open_configured(&config.daemon).unwrap();
         let state = AppState::new(
             store,
             Arc::new(RwLock::new(Arc::new(config))),

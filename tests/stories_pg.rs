@@ -1,0 +1,5 @@
+//! tests/stories.rs again, on PostgreSQL: `common::Desk` gives each test a throwaway cluster
+//! when the crate name ends in `_pg`.
+
+#[path = "stories.rs"]
+mod stories;
