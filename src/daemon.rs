@@ -288,7 +288,12 @@ async fn scheduler(
             *per_host.entry(host).or_default() += 1;
             in_flight.insert(id.clone());
             let p = poller.clone();
-            tasks.spawn(async move { p.poll(&src, false).await });
+            if shared.store.is_pg() {
+                let (store, d) = (shared.store.clone(), config.daemon.clone());
+                tasks.spawn(async move { poll_claimed(&p, &store, &src, &d).await });
+            } else {
+                tasks.spawn(async move { p.poll(&src, false).await });
+            }
         }
         queue.extend(deferred);
         if (now - last_status).num_seconds() >= 10 {
@@ -311,6 +316,7 @@ async fn scheduler(
                     match &report.outcome {
                         Outcome::Failed(_) => { failing.insert(id.clone()); }
                         Outcome::Retired(_) => { failing.remove(&id); }
+                        Outcome::Elsewhere => {}
                         _ => { failing.remove(&id); }
                     }
                     if let Some(next) = report.next_due {
@@ -349,6 +355,53 @@ async fn scheduler(
             }
         }
     }
+}
+
+/// How long a claim on a source lasts: past it another instance takes the source (this one
+/// was killed mid-poll). Twice the poll timeout, and at least 10 s.
+pub fn lease_secs(d: &crate::config::DaemonConfig) -> i64 {
+    (d.timeout.as_secs() as i64 * 2).max(10)
+}
+
+/// Polls `src` if this instance wins its claim (PostgreSQL with several instances): else
+/// reports [`Outcome::Elsewhere`] with when to ask again. A database that cannot be reached
+/// pauses the source for a few seconds (nothing is fetched that could not be stored).
+async fn poll_claimed(p: &Poller, store: &Store, src: &SourceConfig, d: &crate::config::DaemonConfig) -> PollReport {
+    let now = Utc::now().timestamp();
+    let (id, host, me) = (src.id.clone(), host_key(&src.url), crate::store::pg::instance_id());
+    let (per_host, concurrency, until) = (d.per_host, d.concurrency, now + lease_secs(d));
+    let s = store.clone();
+    let claim = tokio::task::spawn_blocking(move || {
+        s.read(|c| sources::claim(c, &id, &host, me, now, until, per_host, concurrency))
+    })
+    .await;
+    let again = |at: i64| PollReport {
+        source_id: src.id.clone(),
+        url: src.url.to_string(),
+        outcome: Outcome::Elsewhere,
+        elapsed: Duration::ZERO,
+        next_due: DateTime::from_timestamp(at, 0),
+    };
+    match claim {
+        Ok(Ok(sources::Claim::Mine)) => {}
+        Ok(Ok(sources::Claim::Elsewhere(at))) => return again(at.max(now + 1)),
+        Ok(Ok(sources::Claim::Full)) => return again(now + 1),
+        Ok(Err(e)) => {
+            tracing::warn!(source = %src.id, "claiming the source in the database: {e:#} (retried in 5 s)");
+            return again(now + 5);
+        }
+        Err(e) => {
+            tracing::warn!(source = %src.id, "claiming the source: {e}");
+            return again(now + 5);
+        }
+    }
+    let report = p.poll(src, false).await;
+    let (s, id) = (store.clone(), src.id.clone());
+    let released = tokio::task::spawn_blocking(move || s.read(|c| sources::release(c, &id, me))).await;
+    if !matches!(released, Ok(Ok(()))) {
+        tracing::debug!(source = %src.id, "releasing the claim failed; it expires by itself");
+    }
+    report
 }
 
 /// When the scheduler's timer should fire: at the first queued source not yet due, at most a

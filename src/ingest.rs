@@ -51,6 +51,9 @@ pub enum Outcome {
     Retired(String),
     /// The poll failed.
     Failed(String),
+    /// Not polled here: another instance on the same database polled it or is polling it,
+    /// or the cluster's politeness limits are used up (see [`crate::store::sources::claim`]).
+    Elsewhere,
 }
 
 impl std::fmt::Display for PollReport {
@@ -76,6 +79,7 @@ impl std::fmt::Display for PollReport {
             }
             Outcome::NotModified => write!(f, "{}: unchanged (304 Not Modified) [{ms} ms]", self.source_id),
             Outcome::Retired(why) => write!(f, "{}: retired, not polled: {why}", self.source_id),
+            Outcome::Elsewhere => write!(f, "{}: polled by another instance", self.source_id),
             Outcome::Failed(e) => write!(f, "{}: error: {e} ({}) [{ms} ms]", self.source_id, self.url),
         }
     }
@@ -286,7 +290,7 @@ impl Poller {
                 m.items_updated.fetch_add(counts.updated as u64, Relaxed);
                 m.polls_ok.fetch_add(1, Relaxed)
             }
-            Outcome::Retired(_) => 0,
+            Outcome::Retired(_) | Outcome::Elsewhere => 0,
         };
         match &outcome {
             Outcome::Failed(e) => tracing::warn!(source = %id, url = %url, error = %e, "poll failed"),

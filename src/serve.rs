@@ -1090,6 +1090,17 @@ async fn opml(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// What this instance does: `single` on SQLite (it alone polls and writes); on PostgreSQL
+/// `member`: one of any number of instances that poll the sources each claims and write in
+/// turn (see `store::sources::claim` and `store::db::Connection::begin`).
+fn role(state: &AppState) -> &'static str {
+    if state.store.is_pg() {
+        "member"
+    } else {
+        "single"
+    }
+}
+
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     count();
     let db = state.read(|conn| Ok(queries::ping(conn)?)).await;
@@ -1097,9 +1108,11 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let age = unix_now() - beat;
     let scheduler_ok = beat > 0 && age < HEARTBEAT_LIMIT;
     let (status, body) = match (&db, scheduler_ok) {
-        (Ok(n), true) => {
-            (StatusCode::OK, serde_json::json!({"status": "ok", "sources": n, "heartbeat_age_seconds": age}))
-        }
+        (Ok(n), true) => (
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "sources": n, "heartbeat_age_seconds": age,
+                               "instance": crate::store::pg::instance_id(), "role": role(&state)}),
+        ),
         (Ok(_), false) => (
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({
@@ -1109,7 +1122,8 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         ),
         (Err(e), _) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "unavailable", "error": format!("database: {e:#}")}),
+            serde_json::json!({"status": "unavailable", "error": format!("database: {e:#}"),
+                               "instance": crate::store::pg::instance_id(), "role": role(&state)}),
         ),
     };
     let mut r = text(status, "application/json", format!("{body}\n"));
@@ -1127,7 +1141,16 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 ("newsdesk_stories", "Live stories.", c.stories as f64),
                 ("newsdesk_items", "Stored items.", c.items as f64),
             ];
-            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", METRICS.render(&gauges))
+            let mut body = METRICS.render(&gauges);
+            body.push_str(&format!(
+                "# HELP newsdesk_instance_info This instance, its role and its store (constant 1).\n\
+                 # TYPE newsdesk_instance_info gauge\n\
+                 newsdesk_instance_info{{instance=\"{}\",role=\"{}\",backend=\"{}\"}} 1\n",
+                crate::store::pg::instance_id(),
+                role(&state),
+                if state.store.is_pg() { "postgres" } else { "sqlite" }
+            ));
+            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
         }
         Err(e) => internal(e),
     }

@@ -309,7 +309,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE newsdesk_writes (id BIGINT PRIMARY KEY, n BIGINT NOT NULL);
     INSERT INTO newsdesk_writes VALUES (1, 0);
 "#,
+    r#"
+    -- Polls in flight across instances (see store::sources::claim): one row per source being
+    -- polled, with its host for per-host politeness; a killed instance's row expires.
+    CREATE TABLE source_leases (
+        source_id  TEXT PRIMARY KEY,
+        host       TEXT NOT NULL,
+        owner      TEXT NOT NULL,
+        until      BIGINT NOT NULL
+    );
+    CREATE INDEX source_leases_host ON source_leases(host);
+"#,
 ];
+
+/// This process as other instances and `/metrics` name it: `hostname:pid`.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+        format!("{}:{}", host.trim(), std::process::id())
+    })
+}
 
 /// The channel [`listen`] hears other writers' commits on (migration 3).
 pub const CHANGES_CHANNEL: &str = "newsdesk_changes";

@@ -372,3 +372,97 @@ pub fn events(conn: &Connection, limit: usize) -> crate::store::db::Result<Vec<S
     })?;
     rows.collect()
 }
+
+/// The answer to a [`claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This instance polls the source now (and [`release`]s it after).
+    Mine,
+    /// Another instance polled it (it is due again then) or is polling it (its lease ends
+    /// then): ask again at that time.
+    Elsewhere(i64),
+    /// The cluster's `per_host` or `concurrency` is used up: ask again shortly.
+    Full,
+}
+
+/// Lock key of [`claim`]s (PostgreSQL advisory lock): claims are decided one at a time, so
+/// two instances never both see a free slot.
+const CLAIM_LOCK: i64 = 0x6e64_636c;
+
+/// Claims a due source for a poll by `owner` until `until` (PostgreSQL, several instances on
+/// one database): it must still be due (`next_due` ≤ `now` + 1 s: no other instance polled it
+/// since), not leased by another, and its host and the cluster under `per_host` and
+/// `concurrency` leases. Runs on a reader connection in a transaction of its own (not a
+/// writer's turn); expired leases (a killed instance) are dropped first.
+#[allow(clippy::too_many_arguments)]
+pub fn claim(
+    conn: &Connection,
+    source_id: &str,
+    host: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+    per_host: usize,
+    concurrency: usize,
+) -> crate::store::db::Result<Claim> {
+    conn.execute_batch("BEGIN")?;
+    let r = claim_locked(conn, source_id, host, owner, now, until, per_host, concurrency);
+    match &r {
+        Ok(_) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn claim_locked(
+    conn: &Connection,
+    source_id: &str,
+    host: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+    per_host: usize,
+    concurrency: usize,
+) -> crate::store::db::Result<Claim> {
+    conn.query_row("SELECT pg_advisory_xact_lock(?1)::text", [CLAIM_LOCK], |_| Ok(()))?;
+    conn.execute("DELETE FROM source_leases WHERE until < ?1", [now])?;
+    let due: Option<i64> =
+        conn.query_row("SELECT next_due FROM sources WHERE id = ?1", [source_id], |r| r.get(0)).optional()?.flatten();
+    if let Some(due) = due.filter(|&d| d > now + 1) {
+        return Ok(Claim::Elsewhere(due));
+    }
+    let held: Option<(String, i64)> = conn
+        .query_row("SELECT owner, until FROM source_leases WHERE source_id = ?1", [source_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    if let Some((other, until)) = held.filter(|(o, _)| o != owner) {
+        tracing::debug!(source = source_id, instance = other, "being polled by another instance");
+        return Ok(Claim::Elsewhere(until));
+    }
+    let on_host: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM source_leases WHERE host = ?1 AND source_id != ?2",
+        params![host, source_id],
+        |r| r.get(0),
+    )?;
+    let all: i64 =
+        conn.query_row("SELECT COUNT(*) FROM source_leases WHERE source_id != ?1", [source_id], |r| r.get(0))?;
+    if on_host >= per_host as i64 || all >= concurrency as i64 {
+        return Ok(Claim::Full);
+    }
+    conn.execute(
+        "INSERT INTO source_leases (source_id, host, owner, until) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source_id) DO UPDATE SET host = excluded.host, owner = excluded.owner, until = excluded.until",
+        params![source_id, host, owner, until],
+    )?;
+    Ok(Claim::Mine)
+}
+
+/// Ends `owner`'s lease on a source (its poll is stored).
+pub fn release(conn: &Connection, source_id: &str, owner: &str) -> crate::store::db::Result<()> {
+    conn.execute("DELETE FROM source_leases WHERE source_id = ?1 AND owner = ?2", params![source_id, owner])?;
+    Ok(())
+}

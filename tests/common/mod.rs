@@ -431,13 +431,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon with `RUST_LOG=info` plus `env`.
     pub fn start(d: &Desk, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(&d.config, env)
+    }
+
+    /// Starts the daemon on another config file.
+    pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsdesk"));
-        cmd.arg("--config")
-            .arg(&d.config)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.arg("--config").arg(config).arg("run").env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,0 +1,155 @@
+//! Three `newsdesk run` on one PostgreSQL database (a throwaway cluster, see tests/postgres.rs)
+//! against one loopback farm: every item stored once, every source polled once per period,
+//! `per_host` held across the instances, the same topic bytes and ETag from all three, and an
+//! instance SIGKILLed mid-poll without loss.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{simple_feed, Daemon, Desk, Pg, Reply, TestServer};
+
+const FEEDS: usize = 12;
+/// Each response takes this long: polls overlap, so politeness is put to the test.
+const SLOW: Duration = Duration::from_millis(300);
+
+/// GET over plain HTTP/1.0: status, ETag and body.
+fn get(url: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let Ok(mut sock) = std::net::TcpStream::connect(host) else { return (0, String::new(), Vec::new()) };
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(sock, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    let _ = sock.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(0);
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let etag = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().starts_with("etag:").then(|| l[5..].trim().to_string()))
+        .unwrap_or_default();
+    (status, etag, raw[split..].to_vec())
+}
+
+/// Most requests in flight at once, from arrival times and the fixed response time.
+fn max_overlap(starts: &[Instant]) -> usize {
+    let mut best = 0;
+    for a in starts {
+        let n = starts.iter().filter(|b| **b >= *a && **b < *a + SLOW).count();
+        best = best.max(n);
+    }
+    best
+}
+
+#[test]
+fn three_instances_poll_each_source_once_keep_politeness_serve_the_same_bytes_and_survive_a_kill() {
+    let Some(pg) = Pg::start("cluster") else { return };
+    pg.createdb("desk");
+    let farm = TestServer::start();
+    for i in 0..FEEDS {
+        farm.set(
+            &format!("/f{i}.xml"),
+            Reply::Delayed(SLOW, Box::new(Reply::rss(simple_feed(&format!("Outlet {i} story"), 5)))),
+        );
+    }
+    let url = pg.url("desk").replace("postgres://newsdesk@", &format!("postgres://newsdesk:{}@", common::PASSWORD));
+    let mut desk = Desk::new("cluster-desk").daemon(&format!(
+        "schedule = \"every 10s\"\nper_host = 2\nconcurrency = 16\ntimeout = \"4s\"\nbase_url = \"http://newsdesk.test/\""
+    ));
+    for i in 0..FEEDS {
+        desk = desk.source(&format!("f{i}"), &farm.url(&format!("/f{i}.xml")));
+    }
+    let desk = desk.write();
+    let base = std::fs::read_to_string(&desk.config).unwrap();
+    let base: String = base
+        .lines()
+        .map(|l| if l.starts_with("database") { format!("database = \"{url}\"") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n[[topic]]\nid = \"all\"\ntitle = \"All\"\n";
+    let mut ports = Vec::new();
+    let mut daemons = Vec::new();
+    for n in 0..3 {
+        let port = common::free_port();
+        let cfg = desk.dir.join(format!("node{n}.toml"));
+        std::fs::write(&cfg, base.replace("[daemon]", &format!("[daemon]\nlisten = \"127.0.0.1:{port}\""))).unwrap();
+        daemons.push(Daemon::start_with(&cfg, &[]));
+        ports.push(port);
+    }
+    // Two full periods.
+    std::thread::sleep(Duration::from_secs(24));
+    let count = |sql: &str| pg.psql("desk", sql);
+    assert_eq!(count("SELECT COUNT(*) FROM items"), (FEEDS * 5).to_string(), "every item once");
+    assert_eq!(count("SELECT COUNT(*) FROM appearances"), (FEEDS * 5).to_string());
+    for i in 0..FEEDS {
+        // The first poll is at start; the next at the source's slot of the period (sooner
+        // than a period), then one a period: no instance polls what another just did.
+        let seen = farm.seen(&format!("/f{i}.xml"));
+        assert!((2..=4).contains(&seen.len()), "f{i} polled {} times in 24 s of `every 10s`", seen.len());
+        for w in seen.windows(2).skip(1) {
+            let gap = w[1].at - w[0].at;
+            assert!(gap > Duration::from_secs(8), "f{i} polled twice within {gap:?}: once per period");
+        }
+        assert!(seen[1].at - seen[0].at > Duration::from_millis(500), "f{i} polled by two instances at start");
+    }
+    let mut all: Vec<Instant> = (0..FEEDS).flat_map(|i| farm.seen(&format!("/f{i}.xml"))).map(|s| s.at).collect();
+    all.sort();
+    assert!(max_overlap(&all) <= 2, "per_host = 2 across three instances, saw {} at once", max_overlap(&all));
+
+    // The same bytes and ETag from every instance (each rebuilds on the others' commits).
+    let topic = |p: u16| get(&format!("http://127.0.0.1:{p}/topics/all.rss"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got: Vec<_> = ports.iter().map(|&p| topic(p)).collect();
+        assert!(got.iter().all(|g| g.0 == 200), "{:?}", got.iter().map(|g| g.0).collect::<Vec<_>>());
+        if got.iter().all(|g| g.1 == got[0].1 && g.2 == got[0].2) {
+            let text = String::from_utf8_lossy(&got[0].2).to_string();
+            // A topic's default limit is 50 stories.
+            assert_eq!(text.matches("<item>").count(), 50, "the newest 50 of {} stories", FEEDS * 5);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instances serve different bytes: {:?}",
+            got.iter().map(|g| &g.1).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (status, _, body) = get(&format!("http://127.0.0.1:{}/healthz", ports[0]));
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"role\":\"member\""), "{body}");
+    let (_, _, metrics) = get(&format!("http://127.0.0.1:{}/metrics", ports[1]));
+    assert!(String::from_utf8_lossy(&metrics).contains("newsdesk_instance_info{instance="));
+
+    // A slow feed with new items, and an instance killed while it polls: whichever instance
+    // held the lease, the feed is stored by another once the lease (10 s) ends.
+    farm.set("/f0.xml", Reply::Delayed(Duration::from_secs(3), Box::new(Reply::rss(simple_feed("Outlet 0 story", 8)))));
+    let before = farm.hits("/f0.xml");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while farm.hits("/f0.xml") == before {
+        assert!(Instant::now() < deadline, "f0 not polled again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The poller is one of the three: kill the one holding the lease.
+    let owner = count("SELECT owner FROM source_leases WHERE source_id = 'f0'");
+    let pid: u32 =
+        owner.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("lease owner {owner:?}"));
+    let victim = daemons.iter().position(|d| d.child.id() == pid).expect("the lease names one of ours");
+    let mut killed = daemons.remove(victim);
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count("SELECT COUNT(*) FROM items") != (FEEDS * 5 + 3).to_string() {
+        assert!(
+            Instant::now() < deadline,
+            "the killed instance's source was not taken over: {} items",
+            count("SELECT COUNT(*) FROM items")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(count("SELECT COUNT(*) FROM appearances"), (FEEDS * 5 + 3).to_string(), "nothing twice");
+    assert_eq!(count("SELECT COUNT(DISTINCT canonical_url) FROM items"), (FEEDS * 5 + 3).to_string());
+}
