@@ -55,9 +55,9 @@ fn three_instances_poll_each_source_once_keep_politeness_serve_the_same_bytes_an
         );
     }
     let url = pg.url("desk").replace("postgres://newsdesk@", &format!("postgres://newsdesk:{}@", common::PASSWORD));
-    let mut desk = Desk::new("cluster-desk").daemon(&format!(
-        "schedule = \"every 10s\"\nper_host = 2\nconcurrency = 16\ntimeout = \"4s\"\nbase_url = \"http://newsdesk.test/\""
-    ));
+    let mut desk = Desk::new("cluster-desk").daemon(
+        "schedule = \"every 10s\"\nper_host = 2\nconcurrency = 16\ntimeout = \"4s\"\nbase_url = \"http://newsdesk.test/\"",
+    );
     for i in 0..FEEDS {
         desk = desk.source(&format!("f{i}"), &farm.url(&format!("/f{i}.xml")));
     }
@@ -152,4 +152,52 @@ fn three_instances_poll_each_source_once_keep_politeness_serve_the_same_bytes_an
     }
     assert_eq!(count("SELECT COUNT(*) FROM appearances"), (FEEDS * 5 + 3).to_string(), "nothing twice");
     assert_eq!(count("SELECT COUNT(DISTINCT canonical_url) FROM items"), (FEEDS * 5 + 3).to_string());
+}
+
+#[test]
+fn a_database_outage_pauses_polls_answers_503_loses_nothing_and_resumes() {
+    let Some(pg) = Pg::start("outage") else { return };
+    pg.createdb("desk");
+    let farm = TestServer::start();
+    farm.set("/a.xml", Reply::rss(simple_feed("Outage story", 5)));
+    let url = pg.url("desk").replace("postgres://newsdesk@", &format!("postgres://newsdesk:{}@", common::PASSWORD));
+    let port = common::free_port();
+    let desk = Desk::new("outage-desk")
+        .daemon(&format!("schedule = \"every 2s\"\ntimeout = \"2s\"\nlisten = \"127.0.0.1:{port}\""))
+        .source("a", &farm.url("/a.xml"))
+        .write();
+    let cfg = std::fs::read_to_string(&desk.config).unwrap();
+    let cfg: String = cfg
+        .lines()
+        .map(|l| if l.starts_with("database") { format!("database = \"{url}\"") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&desk.config, cfg).unwrap();
+    let mut daemon = Daemon::start(&desk, &[]);
+    let health = || get(&format!("http://127.0.0.1:{port}/healthz")).0;
+    let wait = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while !f() {
+            assert!(Instant::now() < end, "{what} within {secs} s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("the first poll stored", 15, &|| pg.try_psql("desk", "SELECT COUNT(*) FROM items").as_deref() == Ok("5"));
+    wait("healthy", 10, &|| health() == 200);
+
+    pg.stop();
+    wait("/healthz 503 while the database is down", 10, &|| health() == 503);
+    farm.set("/a.xml", Reply::rss(simple_feed("Outage story", 8)));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon keeps running through the outage");
+
+    pg.restart();
+    wait("healthy again", 20, &|| health() == 200);
+    wait("the new items stored after the outage", 20, &|| {
+        pg.try_psql("desk", "SELECT COUNT(*) FROM items").as_deref() == Ok("8")
+    });
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM appearances"), "8", "nothing lost or twice");
+    let log = daemon.log();
+    assert!(!log.contains("panicked"), "{log}");
+    let _ = daemon.child.kill();
 }

@@ -785,7 +785,8 @@ impl<T, F: FnMut(&Row<'_>) -> Result<T>> Iterator for MappedRows<'_, F> {
 pub struct PgConn {
     /// Always `Some` but in `drop`.
     rt: Option<tokio::runtime::Runtime>,
-    client: tokio_postgres::Client,
+    client: std::cell::RefCell<tokio_postgres::Client>,
+    target: PgTarget,
     statements: Mutex<HashMap<Arc<str>, tokio_postgres::Statement>>,
     translated: Mutex<HashMap<String, Arc<str>>>,
     depth: Cell<u32>,
@@ -814,7 +815,8 @@ impl PgConn {
         };
         Ok(PgConn {
             rt: Some(rt),
-            client,
+            client: std::cell::RefCell::new(client),
+            target: target.clone(),
             statements: Mutex::default(),
             translated: Mutex::default(),
             depth: Cell::new(0),
@@ -827,7 +829,7 @@ impl PgConn {
     /// Brings the schema to [`super::pg::VERSION`] (see [`super::pg::migrate`]).
     pub fn migrate(&mut self) -> anyhow::Result<()> {
         match &self.rt {
-            Some(rt) => run_on(rt, super::pg::migrate(&mut self.client)),
+            Some(rt) => run_on(rt, super::pg::migrate(self.client.get_mut())),
             None => anyhow::bail!("the PostgreSQL connection is closed"),
         }
     }
@@ -844,18 +846,20 @@ impl PgConn {
         }
     }
 
-    /// The client, for code that speaks PostgreSQL directly (migrations, locks).
-    pub fn client(&self) -> &tokio_postgres::Client {
-        &self.client
-    }
-
-    /// Runs `f` with the client on this connection's runtime.
-    pub fn with_client<R: Send, Fut: std::future::Future<Output = R> + Send>(
-        &self,
-        f: impl FnOnce(&tokio_postgres::Client) -> Fut,
-    ) -> R {
-        let fut = f(&self.client);
-        self.run(fut)
+    /// A new client when the server closed this one (it restarted, or the network broke):
+    /// the store's connections outlive an outage. Not inside a transaction, which died with
+    /// the old connection (its statements fail, and the caller's rollback resets the depth).
+    fn revive(&self) -> Result<()> {
+        if !self.client.borrow().is_closed() {
+            return Ok(());
+        }
+        let client = self.run(self.target.connect()).map_err(|e| Error::Postgres(format!("{e:#}")))?;
+        *self.client.borrow_mut() = client;
+        self.statements.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.depth.set(0);
+        self.last_write.set(None);
+        tracing::info!("PostgreSQL connection to {} re-established", self.what);
+        Ok(())
     }
 
     fn translate(&self, sql: &str) -> Arc<str> {
@@ -872,15 +876,17 @@ impl PgConn {
 
     fn batch(&self, sql: &str) -> Result<()> {
         let sql = self.translate(sql);
-        Ok(self.run(self.client.batch_execute(&sql))?)
+        self.revive()?;
+        Ok(self.run(self.client.borrow().batch_execute(&sql))?)
     }
 
     fn statement(&self, sql: &Arc<str>, cache: bool) -> Result<tokio_postgres::Statement> {
+        self.revive()?;
         if let Some(s) = self.statements.lock().unwrap_or_else(|p| p.into_inner()).get(sql) {
             return Ok(s.clone());
         }
         let s = self
-            .run(self.client.prepare(sql))
+            .run(self.client.borrow().prepare(sql))
             .map_err(|e| Error::Postgres(format!("{}: {sql}", describe_error(&e))))?;
         if cache {
             self.statements.lock().unwrap_or_else(|p| p.into_inner()).insert(sql.clone(), s.clone());
@@ -903,7 +909,7 @@ impl PgConn {
         let stmt = self.statement(sql, cache)?;
         let params = Self::bind(&stmt, vals)?;
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        self.run(self.client.execute(&stmt, &refs))
+        self.run(self.client.borrow().execute(&stmt, &refs))
             .map_err(|e| Error::Postgres(format!("{}: {sql}", describe_error(&e))))
     }
 
@@ -912,7 +918,7 @@ impl PgConn {
         let params = Self::bind(&stmt, vals)?;
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         let rows = self
-            .run(self.client.query(&stmt, &refs))
+            .run(self.client.borrow().query(&stmt, &refs))
             .map_err(|e| Error::Postgres(format!("{}: {sql}", describe_error(&e))))?;
         rows.iter().map(pg_row).collect()
     }

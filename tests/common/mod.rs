@@ -606,6 +606,26 @@ impl Pg {
         format!("postgres://newsdesk@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// Stops the server (an outage); [`Pg::restart`] brings it back on the same port.
+    pub fn stop(&self) {
+        let data = self.dir.join("data");
+        let out = run_as(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts the stopped server again.
+    pub fn restart(&self) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        let out = run_as(
+            &self.bin,
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"],
+        );
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     pub fn createdb(&self, db: &str) {
         let out = run_as(
             &self.bin,
