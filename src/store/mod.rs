@@ -149,8 +149,12 @@ impl Writer {
         let now = self.data_version();
         if now.is_some() && now != *seen {
             if seen.is_some() {
-                // Another process wrote rows the story engine has not seen either.
-                self.reset_stories();
+                // Another process wrote rows the story engine has not seen either. (On
+                // PostgreSQL the write turn tells exactly, at the next write: see
+                // `db::Connection::begin`; a notification only means feeds to rebuild.)
+                if self.foreign.is_none() {
+                    self.reset_stories();
+                }
                 self.generation.fetch_add(1, Ordering::Release);
             }
             *seen = now;
