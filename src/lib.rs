@@ -3,7 +3,7 @@
 //! Data flow, one module per stage:
 //!
 //! ```text
-//! feeds.toml ──> config ──> schedule ──> fetch ──> parse ──> normalize ──> dedup ──> store (SQLite)
+//! feeds.toml ──> config ──> schedule ──> fetch ──> parse ──> normalize ──> dedup ──> store (SQLite | PostgreSQL)
 //!                                                                                      │
 //!  subscribers <── serve (HTTP) <── render (rss/atom/json) <── select (topic filter + rank)
 //! ```
@@ -14,9 +14,11 @@
 //! - [`parse`]: bytes -> [`model::Item`]s (feed-rs underneath, lenient dates, charset).
 //! - [`normalize`]: canonical URLs, plain-text titles, sanitised HTML.
 //! - [`dedup`]: identity keys (the same item again, the same article under another URL).
-//! - [`store`]: SQLite schema, migrations, the single writer, WAL checkpoints, read queries,
-//!   and full-text search over stored items (`store::search`); the PostgreSQL schema and
-//!   connection (`store::pg`) and copies between the two (`store::copy`, `newsdesk migrate`).
+//! - [`store`]: the store on SQLite or PostgreSQL through one connection type
+//!   (`store::db`): schema, migrations, the single writer (on PostgreSQL: writers of all
+//!   instances in turn), WAL checkpoints, read queries, full-text search (`store::search`);
+//!   the PostgreSQL schema, change notifications and leases (`store::pg`,
+//!   `store::sources::claim`) and copies between the two (`store::copy`, `newsdesk migrate`).
 //! - [`daemon`]: the long-running wiring: scheduler, signals, systemd notify, watchdog, retention.
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.

@@ -406,7 +406,43 @@ pub fn claim(
     concurrency: usize,
 ) -> crate::store::db::Result<Claim> {
     conn.execute_batch("BEGIN")?;
-    let r = claim_locked(conn, source_id, host, owner, now, until, per_host, concurrency);
+    let decide = || -> crate::store::db::Result<Claim> {
+        conn.query_row("SELECT pg_advisory_xact_lock(?1)::text", [CLAIM_LOCK], |_| Ok(()))?;
+        conn.execute("DELETE FROM source_leases WHERE until < ?1", [now])?;
+        let due: Option<i64> = conn
+            .query_row("SELECT next_due FROM sources WHERE id = ?1", [source_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if let Some(due) = due.filter(|&d| d > now + 1) {
+            return Ok(Claim::Elsewhere(due));
+        }
+        let held: Option<(String, i64)> = conn
+            .query_row("SELECT owner, until FROM source_leases WHERE source_id = ?1", [source_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((other, until)) = held.filter(|(o, _)| o != owner) {
+            tracing::debug!(source = source_id, instance = other, "being polled by another instance");
+            return Ok(Claim::Elsewhere(until));
+        }
+        let on_host: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM source_leases WHERE host = ?1 AND source_id != ?2",
+            params![host, source_id],
+            |r| r.get(0),
+        )?;
+        let all: i64 =
+            conn.query_row("SELECT COUNT(*) FROM source_leases WHERE source_id != ?1", [source_id], |r| r.get(0))?;
+        if on_host >= per_host as i64 || all >= concurrency as i64 {
+            return Ok(Claim::Full);
+        }
+        conn.execute(
+            "INSERT INTO source_leases (source_id, host, owner, until) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source_id) DO UPDATE SET host = excluded.host, owner = excluded.owner, until = excluded.until",
+            params![source_id, host, owner, until],
+        )?;
+        Ok(Claim::Mine)
+    };
+    let r = decide();
     match &r {
         Ok(_) => conn.execute_batch("COMMIT")?,
         Err(_) => {
@@ -414,51 +450,6 @@ pub fn claim(
         }
     }
     r
-}
-
-#[allow(clippy::too_many_arguments)]
-fn claim_locked(
-    conn: &Connection,
-    source_id: &str,
-    host: &str,
-    owner: &str,
-    now: i64,
-    until: i64,
-    per_host: usize,
-    concurrency: usize,
-) -> crate::store::db::Result<Claim> {
-    conn.query_row("SELECT pg_advisory_xact_lock(?1)::text", [CLAIM_LOCK], |_| Ok(()))?;
-    conn.execute("DELETE FROM source_leases WHERE until < ?1", [now])?;
-    let due: Option<i64> =
-        conn.query_row("SELECT next_due FROM sources WHERE id = ?1", [source_id], |r| r.get(0)).optional()?.flatten();
-    if let Some(due) = due.filter(|&d| d > now + 1) {
-        return Ok(Claim::Elsewhere(due));
-    }
-    let held: Option<(String, i64)> = conn
-        .query_row("SELECT owner, until FROM source_leases WHERE source_id = ?1", [source_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    if let Some((other, until)) = held.filter(|(o, _)| o != owner) {
-        tracing::debug!(source = source_id, instance = other, "being polled by another instance");
-        return Ok(Claim::Elsewhere(until));
-    }
-    let on_host: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM source_leases WHERE host = ?1 AND source_id != ?2",
-        params![host, source_id],
-        |r| r.get(0),
-    )?;
-    let all: i64 =
-        conn.query_row("SELECT COUNT(*) FROM source_leases WHERE source_id != ?1", [source_id], |r| r.get(0))?;
-    if on_host >= per_host as i64 || all >= concurrency as i64 {
-        return Ok(Claim::Full);
-    }
-    conn.execute(
-        "INSERT INTO source_leases (source_id, host, owner, until) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (source_id) DO UPDATE SET host = excluded.host, owner = excluded.owner, until = excluded.until",
-        params![source_id, host, owner, until],
-    )?;
-    Ok(Claim::Mine)
 }
 
 /// Ends `owner`'s lease on a source (its poll is stored).
