@@ -54,7 +54,7 @@ fn three_instances_poll_each_source_once_keep_politeness_serve_the_same_bytes_an
             Reply::Delayed(SLOW, Box::new(Reply::rss(simple_feed(&format!("Outlet {i} story"), 5)))),
         );
     }
-    let url = pg.url("desk").replace("postgres://newsdesk@", &format!("postgres://newsdesk:{}@", common::PASSWORD));
+    let url = pg.password_url("desk");
     let mut desk = Desk::new("cluster-desk").daemon(
         "schedule = \"every 10s\"\nper_host = 2\nconcurrency = 16\ntimeout = \"4s\"\nbase_url = \"http://newsdesk.test/\"",
     );
@@ -63,12 +63,7 @@ fn three_instances_poll_each_source_once_keep_politeness_serve_the_same_bytes_an
     }
     let desk = desk.write();
     let base = std::fs::read_to_string(&desk.config).unwrap();
-    let base: String = base
-        .lines()
-        .map(|l| if l.starts_with("database") { format!("database = \"{url}\"") } else { l.to_string() })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n[[topic]]\nid = \"all\"\ntitle = \"All\"\n";
+    let base = common::with_database(&base, &url) + "\n[[topic]]\nid = \"all\"\ntitle = \"All\"\n";
     let mut ports = Vec::new();
     let mut daemons = Vec::new();
     for n in 0..3 {
@@ -160,18 +155,14 @@ fn a_database_outage_pauses_polls_answers_503_loses_nothing_and_resumes() {
     pg.createdb("desk");
     let farm = TestServer::start();
     farm.set("/a.xml", Reply::rss(simple_feed("Outage story", 5)));
-    let url = pg.url("desk").replace("postgres://newsdesk@", &format!("postgres://newsdesk:{}@", common::PASSWORD));
+    let url = pg.password_url("desk");
     let port = common::free_port();
     let desk = Desk::new("outage-desk")
         .daemon(&format!("schedule = \"every 2s\"\ntimeout = \"2s\"\nlisten = \"127.0.0.1:{port}\""))
         .source("a", &farm.url("/a.xml"))
         .write();
     let cfg = std::fs::read_to_string(&desk.config).unwrap();
-    let cfg: String = cfg
-        .lines()
-        .map(|l| if l.starts_with("database") { format!("database = \"{url}\"") } else { l.to_string() })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let cfg = common::with_database(&cfg, &url);
     std::fs::write(&desk.config, cfg).unwrap();
     let mut daemon = Daemon::start(&desk, &[]);
     let health = || get(&format!("http://127.0.0.1:{port}/healthz")).0;

@@ -55,11 +55,6 @@ impl Error {
             other => Error::Other(other.to_string()),
         }
     }
-
-    /// SQLite's "database or disk is full" (the store's size cap or a full disk).
-    pub fn is_full(&self) -> bool {
-        matches!(self, Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull)
-    }
 }
 
 /// A database result.
@@ -420,11 +415,6 @@ pub enum Behavior {
 }
 
 impl Connection {
-    /// Wraps an SQLite connection.
-    pub fn lite(conn: rusqlite::Connection) -> Connection {
-        Connection::Lite(conn)
-    }
-
     /// Opens an SQLite file as it is (no pragmas, no migrations: see [`super::Store::open`]).
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Connection> {
         Ok(Connection::Lite(rusqlite::Connection::open(path)?))

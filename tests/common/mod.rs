@@ -239,6 +239,14 @@ pub struct Desk {
     pub pg: Option<Pg>,
 }
 
+/// `text` (a config) with its `database = ...` line set to `url`.
+pub fn with_database(text: &str, url: &str) -> String {
+    text.lines()
+        .map(|l| if l.starts_with("database") { format!("database = \"{url}\"") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Whether this test crate runs its desks on PostgreSQL: the `*_pg` crates include another
 /// test file whole (`tests/ingest_pg.rs` is `tests/ingest.rs`), so the same tests run on both
 /// backends.
@@ -298,7 +306,7 @@ impl Desk {
     /// included: the test cluster's).
     pub fn database(&self) -> String {
         match &self.pg {
-            Some(pg) => pg.url("desk").replace("postgres://newsdesk@", &format!("postgres://newsdesk:{PASSWORD}@")),
+            Some(pg) => pg.password_url("desk"),
             None => "test.db".into(),
         }
     }
@@ -604,6 +612,11 @@ impl Pg {
 
     pub fn url(&self, db: &str) -> String {
         format!("postgres://newsdesk@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// [`Pg::url`] with the test password in it (what a config file names).
+    pub fn password_url(&self, db: &str) -> String {
+        format!("postgres://newsdesk:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
     }
 
     /// Stops the server (an outage); [`Pg::restart`] brings it back on the same port.
