@@ -248,3 +248,54 @@ fn a_migrate_killed_mid_copy_resumes_and_ends_with_every_row_once() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(dump(&back), original, "every row once, as it was");
 }
+
+#[test]
+fn tls_follows_sslmode_require_verify_ca_and_verify_full_with_clear_errors() {
+    let Some(pg) = Pg::start("pg-tls") else { return };
+    pg.createdb("desk");
+    let farm = TestServer::start();
+    farm.set("/a.xml", Reply::rss(simple_feed("Outlet story", 5)));
+    let desk = Desk::new("pg-tls-desk").source("a", &farm.url("/a.xml")).write();
+    let config = std::fs::read_to_string(&desk.config).unwrap();
+    let fetch = |url: &str| {
+        std::fs::write(&desk.config, common::with_database(&config, url)).unwrap();
+        let out = newsdesk(&["--config", desk.config.to_str().unwrap(), "fetch"], &[("PGPASSWORD", PASSWORD)]);
+        (out.status.success(), text(&out))
+    };
+    let at = |host: &str, query: &str| format!("postgres://newsdesk@{host}:{}/desk?{query}", pg.port);
+
+    // A server without TLS: `require` refuses to go on in the clear; `prefer` goes on.
+    let (ok, t) = fetch(&at("127.0.0.1", "sslmode=require"));
+    assert!(!ok && t.contains("server does not support TLS") && t.contains("newsdesk@127.0.0.1"), "{t}");
+    let (ok, t) = fetch(&at("127.0.0.1", "sslmode=prefer"));
+    assert!(ok, "{t}");
+
+    let ca = pg.enable_tls();
+    let ca = ca.to_str().unwrap();
+    // `require`: encrypted, the certificate not checked (libpq's meaning).
+    let (ok, t) = fetch(&at("127.0.0.1", "sslmode=require"));
+    assert!(ok, "{t}");
+    let target = newsdesk::store::pg::PgTarget::parse(&(pg.password_url("desk") + "?sslmode=require"), None).unwrap();
+    let conn = newsdesk::store::db::PgConn::connect(&target).unwrap();
+    let conn = newsdesk::store::db::Connection::Pg(Box::new(conn));
+    let ssl: bool =
+        conn.query_row("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", [], |r| r.get(0)).unwrap();
+    assert!(ssl, "the session is encrypted");
+    // `verify-ca`: the chain must lead to the given root; the certificate names only
+    // `localhost`, which verify-ca does not check.
+    let (ok, t) = fetch(&at("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")));
+    assert!(ok, "{t}");
+    // `verify-full`: the name too. 127.0.0.1 is not in the certificate; localhost is.
+    let (ok, t) = fetch(&at("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")));
+    assert!(!ok && t.contains("not valid for name") && t.contains("newsdesk@127.0.0.1"), "{t}");
+    let (ok, t) = fetch(&at("localhost", &format!("sslmode=verify-full&sslrootcert={ca}")));
+    assert!(ok, "{t}");
+    // Against the system's roots the throwaway CA is unknown.
+    let (ok, t) = fetch(&at("localhost", "sslmode=verify-full"));
+    assert!(!ok && t.contains("UnknownIssuer"), "{t}");
+    // A root file that is not there is an error naming it, before any connection.
+    let (ok, t) = fetch(&at("localhost", "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"));
+    assert!(!ok && t.contains("/nonexistent/ca.pem"), "{t}");
+    assert!(!t.contains(PASSWORD), "{t}");
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "5", "every item once over all the connections");
+}

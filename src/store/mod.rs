@@ -26,6 +26,7 @@ pub mod copy;
 pub mod db;
 pub mod items;
 pub mod pg;
+pub mod pg_tls;
 pub mod queries;
 pub mod retention;
 pub mod schema;

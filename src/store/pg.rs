@@ -5,8 +5,9 @@
 //! database run each migration once.
 //!
 //! The PostgreSQL schema holds the same tables, columns and keys as SQLite's (integers are
-//! `BIGINT`, blobs `BYTEA`); full-text search is SQLite's FTS5 and has no PostgreSQL twin
-//! yet. `crate::store::copy` moves a whole store between the two.
+//! `BIGINT`, blobs `BYTEA`); full-text search is a generated `tsvector` with a GIN index
+//! where SQLite has FTS5. TLS is [`super::pg_tls`]. `crate::store::copy` moves a whole
+//! store between the two.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -27,6 +28,10 @@ pub struct PgTarget {
     config: tokio_postgres::Config,
     /// Where the password is read from when the URL has none.
     password_file: Option<PathBuf>,
+    /// `sslmode` and `sslrootcert` as libpq reads them.
+    tls_params: super::pg_tls::TlsParams,
+    /// The TLS connector those make (roots read once, at parse).
+    tls: super::pg_tls::Tls,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -37,7 +42,9 @@ impl std::fmt::Debug for PgTarget {
 
 impl PartialEq for PgTarget {
     fn eq(&self, other: &Self) -> bool {
-        self.describe() == other.describe() && self.password_file == other.password_file
+        self.describe() == other.describe()
+            && self.password_file == other.password_file
+            && self.tls_params == other.tls_params
     }
 }
 
@@ -47,9 +54,10 @@ pub fn is_url(s: &str) -> bool {
 }
 
 impl PgTarget {
-    /// Parses a `postgres://user[:password]@host[:port]/db[?sslmode=…]` URL.
+    /// Parses a `postgres://user[:password]@host[:port]/db[?sslmode=…&sslrootcert=…]` URL.
     pub fn parse(url: &str, password_file: Option<PathBuf>) -> Result<PgTarget, String> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let (url, tls_params) = super::pg_tls::split_url(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             // The parser's message never holds the URL, so nothing secret is repeated.
             format!("not a PostgreSQL URL (postgres://user@host[:port]/database): {e}")
         })?;
@@ -62,14 +70,11 @@ impl PgTarget {
         if config.get_dbname().is_none() {
             return Err("the PostgreSQL URL names no database (postgres://user@host/database)".into());
         }
-        if matches!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require) {
-            return Err("sslmode=require: TLS to PostgreSQL is not built into this newsdesk yet; \
-                 connect over a local socket, a private network or an SSH/stunnel tunnel"
-                .into());
-        }
+        let tls = super::pg_tls::connector(&tls_params).map_err(|e| format!("{e:#}"))?;
+        config.ssl_mode(tls_params.mode);
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("newsdesk");
-        Ok(PgTarget { config, password_file })
+        Ok(PgTarget { config, password_file, tls_params, tls })
     }
 
     /// `user@host:port/database`: what logs and errors name (never the password).
@@ -89,7 +94,7 @@ impl PgTarget {
         &self,
     ) -> anyhow::Result<(
         tokio_postgres::Client,
-        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        tokio_postgres::Connection<tokio_postgres::Socket, super::pg_tls::Stream>,
     )> {
         let mut config = self.config.clone();
         if config.get_password().is_none() {
@@ -103,7 +108,7 @@ impl PgTarget {
         }
         let what = self.describe();
         config
-            .connect(tokio_postgres::NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(|e| anyhow::anyhow!("connecting to PostgreSQL as {what}: {}", describe_error(&e)))
     }

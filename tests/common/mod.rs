@@ -639,6 +639,68 @@ impl Pg {
         assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Turns TLS on (restarting the server) with a server certificate for `localhost` only
+    /// (no IP in it), signed by a throwaway CA; returns the CA's PEM file.
+    pub fn enable_tls(&self) -> PathBuf {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&self.dir).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=newsdesk test CA"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+        );
+        std::fs::write(self.dir.join("server.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
+            .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        let key = self.dir.join("server.key");
+        if is_root() {
+            assert!(Command::new("chown")
+                .arg("nobody")
+                .arg(&key)
+                .arg(self.dir.join("server.crt"))
+                .status()
+                .unwrap()
+                .success());
+        }
+        assert!(Command::new("chmod").arg("600").arg(&key).status().unwrap().success());
+        let conf = self.dir.join("data/postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            self.dir.join("server.crt").display(),
+            key.display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+        self.stop();
+        self.restart();
+        self.dir.join("ca.pem")
+    }
+
     pub fn createdb(&self, db: &str) {
         let out = run_as(
             &self.bin,
