@@ -192,3 +192,107 @@ fn a_database_outage_pauses_polls_answers_503_loses_nothing_and_resumes() {
     assert!(!log.contains("panicked"), "{log}");
     let _ = daemon.child.kill();
 }
+
+#[test]
+fn an_item_stored_by_another_writer_is_in_the_running_engine_without_a_rebuild() {
+    // A running instance's story engine learns the items another writer stored (here a
+    // `newsdesk fetch` on the same database) by reading only those, and clusters the next
+    // item with them.
+    let Some(pg) = Pg::start("cluster-catchup") else { return };
+    pg.createdb("desk");
+    let srv = TestServer::start();
+    let one = |guid: &str, link: &str, title: &str, desc: &str| {
+        Reply::rss(common::rss(&[(Some(guid), Some(link), title, desc)]))
+    };
+    srv.set(
+        "/xinhua.xml",
+        one(
+            "x2",
+            "https://xinhua.example/2",
+            "Typhoon Haikui makes landfall in Fujian province",
+            "Typhoon Haikui made landfall in Fujian.",
+        ),
+    );
+    srv.set("/dawn.xml", Reply::rss(common::rss(&[])));
+    srv.set("/asianlite.xml", Reply::rss(common::rss(&[])));
+    let port = common::free_port();
+    let desk = Desk::new("cluster-catchup-desk")
+        .daemon(&format!("schedule = \"every 2s\"\nlisten = \"127.0.0.1:{port}\""))
+        .source("xinhua", &srv.url("/xinhua.xml"))
+        // Polled by the daemon only at start: later only by the other writer.
+        .source_with("dawn", &srv.url("/dawn.xml"), "schedule = \"every 1h\"")
+        .source("asianlite", &srv.url("/asianlite.xml"))
+        .write();
+    let config = common::with_database(&std::fs::read_to_string(&desk.config).unwrap(), &pg.password_url("desk"));
+    std::fs::write(&desk.config, &config).unwrap();
+    let daemon = Daemon::start_with(&desk.config, &[("RUST_LOG", "newsdesk=debug")]);
+    let count = |sql: &str| pg.try_psql("desk", sql).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count("SELECT COUNT(*) FROM items") != "1" || farm_hits(&srv, &["/dawn.xml", "/asianlite.xml"]) == 0 {
+        assert!(Instant::now() < deadline, "the daemon did not poll: {}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Another writer stores the first report of a new story, after unrelated ones (so an
+    // engine that missed them would also reuse their story ids).
+    srv.set(
+        "/dawn.xml",
+        Reply::rss(common::rss(&[
+            (
+                Some("d2"),
+                Some("https://dawn.example/2"),
+                "Wildfire forces evacuations near Athens",
+                "Firefighters battle a wildfire.",
+            ),
+            (
+                Some("d3"),
+                Some("https://dawn.example/3"),
+                "Central bank holds interest rates steady",
+                "The bank kept rates unchanged.",
+            ),
+            (
+                Some("d1"),
+                Some("https://dawn.example/1"),
+                "Lavrov arrives in Islamabad for talks with Pakistani leaders",
+                "Russian Foreign Minister Sergei Lavrov arrived in Islamabad.",
+            ),
+        ])),
+    );
+    let out = common::newsdesk(&desk.config, &["fetch", "dawn"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The daemon stores the second: it must join the story the daemon never stored itself.
+    srv.set(
+        "/asianlite.xml",
+        one(
+            "a1",
+            "https://asianlite.example/1",
+            "Lavrov in Islamabad for talks with Pakistani leadership",
+            "Sergei Lavrov reached Islamabad on Tuesday.",
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count("SELECT COUNT(*) FROM items") != "5" {
+        assert!(
+            Instant::now() < deadline,
+            "asianlite not stored: {} {}",
+            count("SELECT string_agg(link, ' ') FROM items"),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let story = |link: &str| {
+        count(&format!(
+            "SELECT COALESCE(s.merged_into, i.story_id) FROM items i JOIN stories s ON s.id = i.story_id WHERE i.link = '{link}'"
+        ))
+    };
+    assert_eq!(story("https://asianlite.example/1"), story("https://dawn.example/1"), "one story across writers");
+    assert_ne!(story("https://dawn.example/1"), story("https://xinhua.example/2"));
+    assert_eq!(count("SELECT COUNT(*) FROM stories WHERE merged_into IS NULL"), "4", "x2, d1 + a1, d2, d3");
+    let log = daemon.log();
+    assert!(log.contains("story engine caught up with 3 items of other writers"), "{log}");
+    let (code, _, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+}
+
+fn farm_hits(srv: &TestServer, paths: &[&str]) -> usize {
+    paths.iter().map(|p| srv.hits(p)).min().unwrap_or(0)
+}

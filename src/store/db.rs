@@ -511,10 +511,12 @@ impl Connection {
         self.execute_batch(if b == Behavior::Immediate { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
         self.set_depth(1);
         if let Connection::Pg(p) = self {
-            let turn = self
-                .query_row("UPDATE newsdesk_writes SET n = n + 1 WHERE id = 1 RETURNING n", [], |r| r.get::<_, i64>(0));
-            let n = match turn {
-                Ok(n) => n,
+            let turn =
+                self.query_row("UPDATE newsdesk_writes SET n = n + 1 WHERE id = 1 RETURNING n, epoch", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                });
+            let (n, epoch) = match turn {
+                Ok(t) => t,
                 Err(e) => {
                     let _ = self.rollback();
                     return Err(e);
@@ -523,17 +525,51 @@ impl Connection {
             if p.last_write.get() != Some(n - 1) {
                 p.foreign_write.set(true);
             }
+            if p.last_epoch.get() != Some(epoch) {
+                p.reshaped.set(true);
+            }
             p.last_write.set(Some(n));
+            p.last_epoch.set(Some(epoch));
         }
         Ok(())
     }
 
-    /// Whether another writer committed since this connection's previous transaction began
-    /// (PostgreSQL; SQLite's writer learns it from `PRAGMA data_version`). Reading clears it.
-    pub fn take_foreign_write(&self) -> bool {
+    /// What other writers did since this connection's previous transaction began
+    /// (PostgreSQL; SQLite's writer learns of other processes from `PRAGMA data_version`).
+    /// Reading clears it.
+    pub fn take_foreign_write(&self) -> Foreign {
         match self {
-            Connection::Pg(p) => p.foreign_write.replace(false),
-            Connection::Lite(_) => false,
+            Connection::Pg(p) => {
+                let added = p.foreign_write.replace(false);
+                match p.reshaped.replace(false) {
+                    true => Foreign::Reshaped,
+                    false if added => Foreign::Added,
+                    false => Foreign::Nothing,
+                }
+            }
+            Connection::Lite(_) => Foreign::Nothing,
+        }
+    }
+
+    /// Says, inside a write transaction, that it changes stories in a way other writers'
+    /// engines cannot follow by reading the new items (a merge, a settle): they rebuild
+    /// theirs from the rows (PostgreSQL; nothing to do on SQLite, which has one writer).
+    pub fn reshape_stories(&self) -> Result<()> {
+        if let Connection::Pg(p) = self {
+            let epoch: i64 =
+                self.query_row("UPDATE newsdesk_writes SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch", [], |r| {
+                    r.get(0)
+                })?;
+            p.last_epoch.set(Some(epoch));
+        }
+        Ok(())
+    }
+
+    /// The write turn this connection's open (or last) transaction took (PostgreSQL).
+    pub fn write_turn(&self) -> Option<i64> {
+        match self {
+            Connection::Pg(p) => p.last_write.get(),
+            Connection::Lite(_) => None,
         }
     }
 
@@ -553,10 +589,12 @@ impl Connection {
         self.execute_batch("ROLLBACK")
     }
 
-    /// A rolled-back transaction took back its increment of the write counter.
+    /// A rolled-back transaction took back its increment of the write counter (and any of
+    /// the story epoch, so the next turn rebuilds to be sure).
     fn forget_turn(&self) {
         if let Connection::Pg(p) = self {
             p.last_write.set(p.last_write.get().map(|n| n - 1));
+            p.last_epoch.set(None);
         }
     }
 
@@ -769,6 +807,17 @@ impl<T, F: FnMut(&Row<'_>) -> Result<T>> Iterator for MappedRows<'_, F> {
     }
 }
 
+/// What other writers did since a connection's last write turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// Nothing.
+    Nothing,
+    /// Stored items, each assigned as an engine that had seen them all would have.
+    Added,
+    /// Changed stories in a way only a rebuild from the rows follows.
+    Reshaped,
+}
+
 /// A PostgreSQL connection used synchronously: its client runs on a runtime of its own, so
 /// the store's threads (the writer, the readers in `spawn_blocking`) call it as they call
 /// SQLite.
@@ -784,6 +833,10 @@ pub struct PgConn {
     last_write: Cell<Option<i64>>,
     /// Another writer committed in between.
     foreign_write: Cell<bool>,
+    /// The story epoch (see [`Connection::reshape_stories`]) as of this connection's last turn.
+    last_epoch: Cell<Option<i64>>,
+    /// Another writer reshaped stories in between.
+    reshaped: Cell<bool>,
     /// `user@host:port/db`, for errors.
     pub what: String,
 }
@@ -812,6 +865,8 @@ impl PgConn {
             depth: Cell::new(0),
             last_write: Cell::new(None),
             foreign_write: Cell::new(false),
+            last_epoch: Cell::new(None),
+            reshaped: Cell::new(false),
             what: target.describe(),
         })
     }

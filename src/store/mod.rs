@@ -90,6 +90,9 @@ pub struct Writer {
     checkpointer: Option<mpsc::SyncSender<()>>,
     /// Items were clustered out of time order since the last settle (see [`stories`]).
     settle_due: bool,
+    /// PostgreSQL: the write turn in which the last late items were stored; a settle by any
+    /// instance in a later turn has them (see [`Writer::settle_if_due`]).
+    settle_due_turn: Option<i64>,
     /// When the last settle ran, and how long it took (the next waits [`SETTLE_EVERY`] or
     /// [`SETTLE_COST_FACTOR`] times as long, whichever is longer).
     last_settle: Option<(std::time::Instant, std::time::Duration)>,
@@ -106,10 +109,29 @@ impl Writer {
     /// The connection and the story engine (rebuilt from the database on first use, or after
     /// a failed transaction left it out of step with the rows).
     pub fn parts(&mut self, now: i64) -> crate::store::db::Result<(&mut Connection, &mut StoryIndex)> {
-        if self.conn.take_foreign_write() {
-            // Another instance wrote since our last transaction (PostgreSQL): its items are
-            // not in this engine.
-            self.stories = None;
+        // Another instance wrote since our last transaction (PostgreSQL): its items are not
+        // in this engine yet; after a merge or settle there, nothing of it can be trusted.
+        match self.conn.take_foreign_write() {
+            db::Foreign::Nothing => {}
+            db::Foreign::Reshaped => {
+                if self.stories.take().is_some() {
+                    tracing::debug!("another writer reshaped stories: the story engine is rebuilt");
+                }
+            }
+            db::Foreign::Added => {
+                if let Some(engine) = &mut self.stories {
+                    match stories::catch_up(&self.conn, engine, now) {
+                        Ok(n) => tracing::debug!(
+                            "story engine caught up with {n} item{} of other writers",
+                            if n == 1 { "" } else { "s" }
+                        ),
+                        Err(e) => {
+                            self.stories = None;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
         }
         if self.stories.is_none() {
             self.stories = Some(stories::restore(&self.conn, StoryParams::default(), now)?);
@@ -129,9 +151,25 @@ impl Writer {
     /// from rows about to change under the new generation.
     pub fn changed(&mut self) {
         if self.conn.is_autocommit() {
+            self.notify_others();
             self.generation.fetch_add(1, Ordering::Release);
         } else {
+            if !self.dirty {
+                // Queued in the transaction: delivered at its commit, dropped with a rollback.
+                self.notify_others();
+            }
             self.dirty = true;
+        }
+    }
+
+    /// PostgreSQL: tells the other instances (their [`pg::listen`]) that what is published
+    /// changed. Only here, so they rebuild exactly when this instance does.
+    fn notify_others(&self) {
+        if self.conn.is_pg() {
+            let sql = format!("SELECT pg_notify('{}', pg_backend_pid()::text)", pg::CHANGES_CHANNEL);
+            if let Err(e) = self.conn.execute_batch(&sql) {
+                tracing::warn!("notifying the other instances of a change: {e}");
+            }
         }
     }
 
@@ -240,6 +278,7 @@ impl Writer {
     /// at most every [`SETTLE_EVERY`].
     pub fn settle_due(&mut self) {
         self.settle_due = true;
+        self.settle_due_turn = self.conn.write_turn();
     }
 
     /// Settles the stories now (see [`stories`]), in a transaction of its own: the live window
@@ -275,12 +314,41 @@ impl Writer {
         self.stories = None;
         // The plan is read inside the transaction, so no row changes before it is applied.
         let tx = self.conn.transaction_with_behavior(crate::store::db::Behavior::Immediate)?;
+        let started = std::time::Instant::now();
         let plan = stories::plan(&tx, StoryParams::default(), now, false)?;
         let settled = stories::apply(&tx, &plan)?;
+        if tx.is_pg() {
+            // The other instances rebuild their engines, and skip a settle of their own when
+            // this one came after their late items.
+            tx.reshape_stories()?;
+            tx.execute(
+                "UPDATE newsdesk_writes SET settled_turn = n, settled_at_ms = ?1, settle_ms = ?2 WHERE id = 1",
+                crate::store::db::params![chrono::Utc::now().timestamp_millis(), started.elapsed().as_millis() as i64],
+            )?;
+        }
         tx.commit()?;
         self.stories = Some(plan.engine);
         self.last_expire = 0;
         Ok(settled)
+    }
+
+    /// PostgreSQL: whether this instance should settle now. Not when another instance
+    /// settled in a later turn than our late items (that settle replayed them), nor before the
+    /// interval since the cluster's last settle has passed (one settle serves every instance).
+    fn cluster_settle_due(&mut self) -> bool {
+        let last = self.conn.query_row(
+            "SELECT settled_turn, settled_at_ms, settle_ms FROM newsdesk_writes WHERE id = 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+        );
+        let Ok((turn, at_ms, took_ms)) = last else { return true };
+        if self.settle_due_turn.is_some_and(|due| turn > due) {
+            self.settle_due = false;
+            return false;
+        }
+        let since = chrono::Utc::now().timestamp_millis() - at_ms;
+        let wait = SETTLE_EVERY.max(std::time::Duration::from_millis(took_ms.max(0) as u64) * SETTLE_COST_FACTOR);
+        since < 0 || since as u128 >= wait.as_millis()
     }
 
     /// Runs a due settle once the interval since the last one has passed.
@@ -292,6 +360,9 @@ impl Writer {
             if at.elapsed() < SETTLE_EVERY.max(took * SETTLE_COST_FACTOR) {
                 return;
             }
+        }
+        if self.conn.is_pg() && !self.cluster_settle_due() {
+            return;
         }
         if let Err(e) = self.settle(chrono::Utc::now().timestamp()) {
             tracing::warn!("settling stories in the database: {e} (kept as clustered; retried later)");
@@ -387,6 +458,7 @@ impl Store {
             dirty: false,
             checkpointer: None,
             settle_due: false,
+            settle_due_turn: None,
             last_settle: None,
             search: search::Batch::default(),
             failing_after: 3,

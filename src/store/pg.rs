@@ -289,8 +289,8 @@ const MIGRATIONS: &[&str] = &[
 "#,
     r#"
     -- Every statement that changes what is published notifies, at commit, with the writer's
-    -- backend pid, so every other instance rebuilds its feeds (and its story engine) and a
-    -- writer skips its own (SQLite's PRAGMA data_version, for PostgreSQL).
+    -- backend pid, so every other instance rebuilds its feeds and a writer skips its own
+    -- (SQLite's PRAGMA data_version, for PostgreSQL). Replaced by migration 6.
     CREATE FUNCTION newsdesk_notify() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM pg_notify('newsdesk_changes', pg_backend_pid()::text);
@@ -324,6 +324,26 @@ const MIGRATIONS: &[&str] = &[
         until      BIGINT NOT NULL
     );
     CREATE INDEX source_leases_host ON source_leases(host);
+"#,
+    r#"
+    -- Writers notify what they publish themselves (store::Writer::changed), as one instance
+    -- rebuilds its feeds only then: a trigger per statement also fired for every poll's
+    -- source state, and made every other instance rebuild all its feeds every interval.
+    DROP TRIGGER items_changed ON items;
+    DROP TRIGGER appearances_changed ON appearances;
+    DROP TRIGGER stories_changed ON stories;
+    DROP TRIGGER sources_changed ON sources;
+    DROP TRIGGER digests_changed ON digests;
+    DROP FUNCTION newsdesk_notify();
+    -- epoch: moved by a write that reshapes stories (a merge, a settle), after which other
+    -- writers rebuild their story engines; otherwise they read only the new items
+    -- (store::db::Connection::reshape_stories). settled_turn, settled_at_ms, settle_ms: the
+    -- last settle of any instance, so one settle serves them all (store::Writer::settle_if_due).
+    ALTER TABLE newsdesk_writes
+        ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN settled_turn BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN settled_at_ms BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN settle_ms BIGINT NOT NULL DEFAULT 0;
 "#,
 ];
 

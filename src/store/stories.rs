@@ -87,6 +87,10 @@ pub fn assign(
 ) -> crate::store::db::Result<Placed> {
     let a = engine.assign_features_as(features, time, item_id as u64);
     let story = a.story as i64;
+    if !a.merged.is_empty() {
+        // Other instances' engines cannot follow a merge from the new rows alone.
+        tx.reshape_stories()?;
+    }
     tx.prepare_cached(
         "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2)
          ON CONFLICT(id) DO UPDATE SET last_seen =
@@ -166,6 +170,11 @@ const SUMMARY_HTML_CHARS: usize = 4000;
 
 /// The items clustered at or after `since`, in clustering order (time, then URL hash, then id).
 pub fn window(conn: &Connection, since: i64) -> crate::store::db::Result<Vec<Row>> {
+    window_from(conn, since, 0)
+}
+
+/// [`window`], of the items with row ids from `first_id` on.
+fn window_from(conn: &Connection, since: i64, first_id: i64) -> crate::store::db::Result<Vec<Row>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT i.id, i.title, COALESCE(substr(COALESCE(i.summary, i.content), 1, {SUMMARY_HTML_CHARS}), ''),
                 i.link, COALESCE(s.merged_into, i.story_id), i.copy_of, i.story_time,
@@ -174,9 +183,9 @@ pub fn window(conn: &Connection, since: i64) -> crate::store::db::Result<Vec<Row
                           FROM appearances a JOIN sources src ON src.id = a.source_id
                           WHERE a.item_id = i.id ORDER BY a.source_id LIMIT 1), '')
          FROM items i LEFT JOIN stories s ON s.id = i.story_id
-         WHERE i.story_time >= ?1"
+         WHERE i.story_time >= ?1 AND i.id >= ?2"
     ))?;
-    let rows = stmt.query_map([since], |r| {
+    let rows = stmt.query_map([since, first_id], |r| {
         let outlet: String = r.get(8)?;
         // "name\nsource id"
         let (name, source) = outlet.rsplit_once('\n').unwrap_or((outlet.as_str(), ""));
@@ -211,6 +220,22 @@ pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> crate::store
     }
     engine.expire(now);
     Ok(engine)
+}
+
+/// Brings `engine` up to the rows after items were stored by another writer that reshaped
+/// no story (see [`Connection::take_foreign_write`]): their items (row ids from the engine's
+/// next on) are restored as [`restore`] would, so the engine is the rebuilt one without
+/// reading the whole window again. Returns how many were read.
+pub fn catch_up(conn: &Connection, engine: &mut StoryIndex, now: i64) -> crate::store::db::Result<usize> {
+    let since = now - engine.params.quiet_period;
+    let rows = window_from(conn, since, engine.next_item as i64)?;
+    for row in &rows {
+        if let Some(story) = row.story {
+            engine.restore_features(row.features(), row.time, row.id as u64, story as u64, row.copy_of.is_some());
+        }
+    }
+    engine.next_story = engine.next_story.max(next_story_id(conn)?);
+    Ok(rows.len())
 }
 
 /// An id no story row has.
