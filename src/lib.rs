@@ -18,7 +18,7 @@
 //!   (`store::db`): schema, migrations, the single writer (on PostgreSQL: writers of all
 //!   instances in turn), WAL checkpoints, read queries, full-text search (`store::search`);
 //!   the PostgreSQL schema, change notifications and leases (`store::pg`,
-//!   `store::sources::claim`) and copies between the two (`store::copy`, `newsdesk migrate`).
+//!   `store::sources::claim`), TLS to it (`store::pg_tls`) and copies between the two (`store::copy`, `newsdesk migrate`).
 //! - [`daemon`]: the long-running wiring: scheduler, signals, systemd notify, watchdog, retention.
 //! - [`ingest`]: the refresh pipeline for one or many sources (fetch -> parse -> store).
 //! - [`model`]: the project's own item model.
