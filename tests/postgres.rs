@@ -299,3 +299,78 @@ fn tls_follows_sslmode_require_verify_ca_and_verify_full_with_clear_errors() {
     assert!(!t.contains(PASSWORD), "{t}");
     assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM items"), "5", "every item once over all the connections");
 }
+
+/// Claims between two instances (two stores on one database): a source is leased by one,
+/// `per_host` and `concurrency` are counted over both, a source another instance is deciding
+/// on (its row locked) is skipped, an expired lease is taken over, and instances claiming at
+/// the same moment never exceed a host's slots.
+#[test]
+fn claims_hold_slots_across_instances_skip_a_locked_source_and_take_over_an_expired_lease() {
+    use newsdesk::store::sources::{claim, release, Claim};
+    let Some(pg) = Pg::start("pg-claims") else { return };
+    pg.createdb("desk");
+    let target = newsdesk::store::pg::PgTarget::parse(&pg.password_url("desk"), None).unwrap();
+    let files = temp_dir("pg-claims-files");
+    let a = newsdesk::store::Store::open_pg(&target, &files).unwrap();
+    let b = newsdesk::store::Store::open_pg(&target, &files).unwrap();
+    let mut rows: Vec<String> = ["s1", "s2", "s3"].iter().map(|s| format!("('{s}', 'h1')")).collect();
+    rows.extend(["('s4', 'h2')".to_string(), "('s5', 'h3')".to_string()]);
+    rows.extend((0..8).map(|i| format!("('r{i}', 'race')")));
+    pg.psql(
+        "desk",
+        &format!(
+            "INSERT INTO sources (id, url, config_url) SELECT id, 'http://' || h || '/' || id, 'http://' || h || '/' || id
+             FROM (VALUES {}) v(id, h)",
+            rows.join(", ")
+        ),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let (until, per_host, concurrency) = (now + 10, 2, 3);
+    let take = |s: &newsdesk::store::Store, owner: &str, id: &str, host: &str, at: i64| {
+        s.read(|c| claim(c, id, host, owner, at, at + 10, per_host, concurrency)).unwrap()
+    };
+
+    // s5 is being decided on by A (its row locked in A's open transaction): B asks again in a second.
+    let skipped = a
+        .read(|c| {
+            c.execute_batch("BEGIN")?;
+            c.query_row("SELECT id FROM sources WHERE id = 's5' FOR UPDATE", [], |r| r.get::<_, String>(0))?;
+            let r = take(&b, "B", "s5", "h3", now);
+            c.execute_batch("ROLLBACK")?;
+            Ok(r)
+        })
+        .unwrap();
+    assert_eq!(skipped, Claim::Elsewhere(now + 1));
+
+    assert_eq!(take(&a, "A", "s1", "h1", now), Claim::Mine);
+    assert_eq!(take(&b, "B", "s1", "h1", now), Claim::Elsewhere(until), "s1 is A's until its lease ends");
+    assert_eq!(take(&b, "B", "s2", "h1", now), Claim::Mine);
+    assert_eq!(take(&a, "A", "s3", "h1", now), Claim::Full, "h1 has per_host = 2 leases, one of each");
+    assert_eq!(take(&a, "A", "s4", "h2", now), Claim::Mine);
+    assert_eq!(take(&b, "B", "s5", "h3", now), Claim::Full, "concurrency = 3 over both instances");
+    a.read(|c| release(c, "s1", "A")).unwrap();
+    assert_eq!(take(&b, "B", "s3", "h1", now), Claim::Mine, "A's release freed a slot of h1 and of the cluster");
+    // A is killed holding s4: past its lease B takes it over.
+    assert_eq!(take(&b, "B", "s4", "h2", now + 5), Claim::Elsewhere(until));
+    assert_eq!(take(&b, "B", "s4", "h2", now + 11), Claim::Mine);
+    // (B's own leases from `now` expired with A's; only the new one is left.)
+    let leases = "SELECT string_agg(source_id || ':' || owner, ' ' ORDER BY source_id) FROM source_leases";
+    assert_eq!(pg.psql("desk", leases), "s4:B");
+
+    // Eight claims at once on one host from both instances: never more than per_host leases.
+    pg.psql("desk", "DELETE FROM source_leases");
+    let won: usize = std::thread::scope(|scope| {
+        let (a, b, take) = (&a, &b, &take);
+        let runs: Vec<_> = (0..8)
+            .map(|i| {
+                scope.spawn(move || {
+                    let (s, owner) = if i % 2 == 0 { (a, "A") } else { (b, "B") };
+                    take(s, owner, &format!("r{i}"), "race", now) == Claim::Mine
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap() as usize).sum()
+    });
+    let leased: usize = pg.psql("desk", "SELECT COUNT(*) FROM source_leases WHERE host = 'race'").parse().unwrap();
+    assert!((1..=per_host).contains(&won) && leased == won, "{won} claims won, {leased} leases, per_host = {per_host}");
+}

@@ -354,6 +354,20 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN settled_at_ms BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN settle_ms BIGINT NOT NULL DEFAULT 0;
 "#,
+    r#"
+    -- Claims without a cluster-wide lock (store::sources::claim): a lease holds one of its
+    -- host's per_host slots and one of the cluster's concurrency slots, and the unique
+    -- indexes make two instances that pick the same free slot at once collide (one insert
+    -- waits for the other's commit, then does nothing) instead of both polling. Leases in
+    -- flight during the upgrade are dropped: at worst a source is polled once more.
+    DELETE FROM source_leases;
+    ALTER TABLE source_leases
+        ADD COLUMN host_slot INT NOT NULL DEFAULT 0,
+        ADD COLUMN slot INT NOT NULL DEFAULT 0;
+    DROP INDEX source_leases_host;
+    CREATE UNIQUE INDEX source_leases_host_slot ON source_leases(host, host_slot);
+    CREATE UNIQUE INDEX source_leases_slot ON source_leases(slot);
+"#,
 ];
 
 /// This process as other instances and `/metrics` name it: `hostname:pid`.

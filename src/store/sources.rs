@@ -385,15 +385,15 @@ pub enum Claim {
     Full,
 }
 
-/// Lock key of [`claim`]s (PostgreSQL advisory lock): claims are decided one at a time, so
-/// two instances never both see a free slot.
-const CLAIM_LOCK: i64 = 0x6e64_636c;
-
 /// Claims a due source for a poll by `owner` until `until` (PostgreSQL, several instances on
 /// one database): it must still be due (`next_due` ≤ `now` + 1 s: no other instance polled it
-/// since), not leased by another, and its host and the cluster under `per_host` and
-/// `concurrency` leases. Runs on a reader connection in a transaction of its own (not a
-/// writer's turn); expired leases (a killed instance) are dropped first.
+/// since) and not leased by another, and the lease takes a free slot of its host's `per_host`
+/// and of the cluster's `concurrency`. Runs on a reader connection in a transaction of its own
+/// (not a writer's turn), with no cluster-wide lock: the source's row is taken
+/// `FOR UPDATE SKIP LOCKED` (an instance deciding on the same source at this moment makes
+/// this one ask again in a second), and the slots are unique indexes, so of two instances that
+/// pick the same free slot at once one insert does nothing and that claim is [`Claim::Full`].
+/// Expired leases (a killed instance) are dropped first.
 #[allow(clippy::too_many_arguments)]
 pub fn claim(
     conn: &Connection,
@@ -407,12 +407,22 @@ pub fn claim(
 ) -> crate::store::db::Result<Claim> {
     conn.execute_batch("BEGIN")?;
     let decide = || -> crate::store::db::Result<Claim> {
-        conn.query_row("SELECT pg_advisory_xact_lock(?1)::text", [CLAIM_LOCK], |_| Ok(()))?;
         conn.execute("DELETE FROM source_leases WHERE until < ?1", [now])?;
-        let due: Option<i64> = conn
-            .query_row("SELECT next_due FROM sources WHERE id = ?1", [source_id], |r| r.get(0))
-            .optional()?
-            .flatten();
+        let row: Option<Option<i64>> = conn
+            .query_row("SELECT next_due FROM sources WHERE id = ?1 FOR UPDATE SKIP LOCKED", [source_id], |r| r.get(0))
+            .optional()?;
+        let due = match row {
+            Some(due) => due,
+            None => {
+                let known: i64 =
+                    conn.query_row("SELECT COUNT(*) FROM sources WHERE id = ?1", [source_id], |r| r.get(0))?;
+                if known > 0 {
+                    tracing::debug!(source = source_id, "another instance is claiming it");
+                    return Ok(Claim::Elsewhere(now + 1));
+                }
+                None
+            }
+        };
         if let Some(due) = due.filter(|&d| d > now + 1) {
             return Ok(Claim::Elsewhere(due));
         }
@@ -425,22 +435,30 @@ pub fn claim(
             tracing::debug!(source = source_id, instance = other, "being polled by another instance");
             return Ok(Claim::Elsewhere(until));
         }
-        let on_host: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM source_leases WHERE host = ?1 AND source_id != ?2",
-            params![host, source_id],
-            |r| r.get(0),
+        // Our own lease left by a release that failed: this claim replaces it.
+        conn.execute("DELETE FROM source_leases WHERE source_id = ?1", [source_id])?;
+        // A random free slot, not the lowest: instances claiming at the same moment then
+        // seldom pick the same one.
+        let slots: (Option<i64>, Option<i64>) = conn.query_row(
+            "SELECT
+               (SELECT k FROM generate_series(0, ?2 - 1) k
+                WHERE NOT EXISTS (SELECT 1 FROM source_leases WHERE host = ?1 AND host_slot = k)
+                ORDER BY random() LIMIT 1),
+               (SELECT k FROM generate_series(0, ?3 - 1) k
+                WHERE NOT EXISTS (SELECT 1 FROM source_leases WHERE slot = k)
+                ORDER BY random() LIMIT 1)",
+            params![host, per_host as i64, concurrency as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let all: i64 =
-            conn.query_row("SELECT COUNT(*) FROM source_leases WHERE source_id != ?1", [source_id], |r| r.get(0))?;
-        if on_host >= per_host as i64 || all >= concurrency as i64 {
+        let (Some(host_slot), Some(slot)) = slots else {
             return Ok(Claim::Full);
-        }
-        conn.execute(
-            "INSERT INTO source_leases (source_id, host, owner, until) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (source_id) DO UPDATE SET host = excluded.host, owner = excluded.owner, until = excluded.until",
-            params![source_id, host, owner, until],
+        };
+        let took = conn.execute(
+            "INSERT INTO source_leases (source_id, host, owner, until, host_slot, slot)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            params![source_id, host, owner, until, host_slot, slot],
         )?;
-        Ok(Claim::Mine)
+        Ok(if took == 1 { Claim::Mine } else { Claim::Full })
     };
     let r = decide();
     match &r {
