@@ -374,3 +374,44 @@ fn claims_hold_slots_across_instances_skip_a_locked_source_and_take_over_an_expi
     let leased: usize = pg.psql("desk", "SELECT COUNT(*) FROM source_leases WHERE host = 'race'").parse().unwrap();
     assert!((1..=per_host).contains(&won) && leased == won, "{won} claims won, {leased} leases, per_host = {per_host}");
 }
+
+/// Statements queued to be sent with the next one (`execute_later`, the writer's inserts on
+/// PostgreSQL): they run in order before it; one that fails is the error of the statement
+/// that sent it, naming itself, and fails the transaction; a rollback drops the queue and a
+/// commit sends it.
+#[test]
+fn queued_statements_run_in_order_fail_their_transaction_and_are_dropped_by_a_rollback() {
+    use newsdesk::store::db::{Connection, PgConn};
+    let Some(pg) = Pg::start("pg-pipeline") else { return };
+    pg.createdb("desk");
+    let target = newsdesk::store::pg::PgTarget::parse(&pg.password_url("desk"), None).unwrap();
+    let conn = Connection::Pg(Box::new(PgConn::connect(&target).unwrap()));
+    conn.execute_batch("CREATE TABLE t (id BIGINT PRIMARY KEY, after BIGINT)").unwrap();
+    let count = |c: &Connection| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0));
+
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute_later("INSERT INTO t VALUES (?1, NULL)", [1]).unwrap();
+    conn.execute_later("UPDATE t SET after = ?1 WHERE id = 1", [2]).unwrap();
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM t"), "0", "nothing sent yet");
+    assert_eq!(count(&conn).unwrap(), 1);
+    let after: i64 = conn.query_row("SELECT after FROM t WHERE id = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(after, 2, "the update ran after the insert");
+    conn.execute_later("INSERT INTO t VALUES (?1, NULL)", [1]).unwrap();
+    conn.execute_later("INSERT INTO t VALUES (?1, NULL)", [3]).unwrap();
+    let err = count(&conn).unwrap_err().to_string();
+    assert!(err.contains("duplicate key") && err.contains("INSERT INTO t"), "{err}");
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(count(&conn).unwrap(), 0, "the failed transaction stored nothing");
+
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute_later("INSERT INTO t VALUES (?1, NULL)", [5]).unwrap();
+    conn.execute_batch("ROLLBACK").unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute_later("INSERT INTO t VALUES (?1, NULL)", [7]).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        pg.psql("desk", "SELECT string_agg(id::text, ',') FROM t"),
+        "7",
+        "the rollback dropped 5, the commit sent 7"
+    );
+}

@@ -456,6 +456,11 @@ impl Connection {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 
+    /// [`Connection::execute_later`] of one statement.
+    pub fn execute_later<P: Params>(&self, sql: &str, params: P) -> Result<()> {
+        self.prepare_cached(sql)?.execute_later(params)
+    }
+
     /// A statement kept prepared for the next use of the same SQL.
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
         match self {
@@ -721,6 +726,20 @@ impl Statement<'_> {
         }
     }
 
+    /// Runs it when its row count is not needed: SQLite at once; PostgreSQL with the
+    /// connection's next statement, the statements queued so far sent together (pipelined),
+    /// so a transaction's inserts cost one round trip instead of one each. An error of a
+    /// queued statement is the error of the statement that sent it (or of the commit), so
+    /// use it inside a transaction, where either fails the whole.
+    pub fn execute_later<P: Params>(&mut self, params: P) -> Result<()> {
+        match self {
+            Statement::Lite(_) => self.execute(params).map(drop),
+            Statement::Pg { conn, sql, .. } => {
+                conn.defer(sql.clone(), params.values().into_iter().map(ValueRef::to_owned).collect())
+            }
+        }
+    }
+
     /// Runs it and walks the rows.
     pub fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>> {
         let vals = params.values();
@@ -818,6 +837,9 @@ pub enum Foreign {
     Reshaped,
 }
 
+/// How many statements [`Statement::execute_later`] queues before it sends them.
+const PIPELINE: usize = 512;
+
 /// A PostgreSQL connection used synchronously: its client runs on a runtime of its own, so
 /// the store's threads (the writer, the readers in `spawn_blocking`) call it as they call
 /// SQLite.
@@ -837,6 +859,8 @@ pub struct PgConn {
     last_epoch: Cell<Option<i64>>,
     /// Another writer reshaped stories in between.
     reshaped: Cell<bool>,
+    /// Statements of [`Statement::execute_later`] not sent yet.
+    pending: std::cell::RefCell<Vec<(Arc<str>, Vec<Value>)>>,
     /// `user@host:port/db`, for errors.
     pub what: String,
 }
@@ -867,6 +891,7 @@ impl PgConn {
             foreign_write: Cell::new(false),
             last_epoch: Cell::new(None),
             reshaped: Cell::new(false),
+            pending: std::cell::RefCell::default(),
             what: target.describe(),
         })
     }
@@ -919,7 +944,85 @@ impl PgConn {
         s
     }
 
+    /// Queues a statement for [`PgConn::flush`] (at most [`PIPELINE`] wait).
+    fn defer(&self, sql: Arc<str>, vals: Vec<Value>) -> Result<()> {
+        let full = {
+            let mut p = self.pending.borrow_mut();
+            p.push((sql, vals));
+            p.len() >= PIPELINE
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the queued statements at once and waits for all their answers: the server runs
+    /// them in order, and the first error is returned (with its statement).
+    fn flush(&self) -> Result<()> {
+        self.flush_then(None).map(drop)
+    }
+
+    /// [`PgConn::flush`], with a query sent after the queued statements in the same
+    /// pipeline (one round trip for both): its rows.
+    fn flush_then(&self, last: Option<(&Arc<str>, &[ValueRef<'_>], bool)>) -> Result<Option<Vec<tokio_postgres::Row>>> {
+        use futures_util::future::Either;
+        let queued = std::mem::take(&mut *self.pending.borrow_mut());
+        if queued.is_empty() && last.is_none() {
+            return Ok(None);
+        }
+        let mut prepared = Vec::with_capacity(queued.len());
+        for (sql, vals) in &queued {
+            let stmt = self.statement(sql, true)?;
+            if stmt.params().len() != vals.len() {
+                return Err(Error::Other(format!(
+                    "statement takes {} parameters, {} given: {sql}",
+                    stmt.params().len(),
+                    vals.len()
+                )));
+            }
+            prepared.push(stmt);
+        }
+        let last = match last {
+            Some((sql, vals, cache)) => {
+                let stmt = self.statement(sql, cache)?;
+                let params = Self::bind(&stmt, vals)?;
+                Some((sql, stmt, params))
+            }
+            None => None,
+        };
+        let params: Vec<Vec<PgParam<'_>>> =
+            queued.iter().map(|(_, vals)| vals.iter().map(|v| PgParam(v.as_ref())).collect()).collect();
+        let client = self.client.borrow();
+        let client = &*client;
+        let failed = |e: tokio_postgres::Error, sql: &str| Error::Postgres(format!("{}: {sql}", describe_error(&e)));
+        let runs = prepared.iter().zip(&params).zip(&queued).map(|((stmt, ps), (sql, _))| {
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = ps.iter().map(|p| p as _).collect();
+            Either::Left(async move { client.execute(stmt, &refs).await.map(|_| None).map_err(|e| failed(e, sql)) })
+        });
+        let query = last.as_ref().map(|(sql, stmt, ps)| {
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = ps.iter().map(|p| p as _).collect();
+            Either::Right(async move { client.query(stmt, &refs).await.map(Some).map_err(|e| failed(e, sql)) })
+        });
+        // Each future sends its request when first polled: joined, all go out before the
+        // first answer is awaited.
+        let mut rows = None;
+        for r in self.run(futures_util::future::join_all(runs.chain(query))) {
+            if let Some(r) = r? {
+                rows = Some(r);
+            }
+        }
+        Ok(rows)
+    }
+
     fn batch(&self, sql: &str) -> Result<()> {
+        if sql.starts_with("ROLLBACK") {
+            // What was queued belongs to the scope being rolled back (a BEGIN or SAVEPOINT
+            // sent everything before it).
+            self.pending.borrow_mut().clear();
+        } else {
+            self.flush()?;
+        }
         let sql = self.translate(sql);
         self.revive()?;
         Ok(self.run(self.client.borrow().batch_execute(&sql))?)
@@ -951,6 +1054,7 @@ impl PgConn {
     }
 
     fn execute(&self, sql: &Arc<str>, vals: &[ValueRef<'_>], cache: bool) -> Result<u64> {
+        self.flush()?;
         let stmt = self.statement(sql, cache)?;
         let params = Self::bind(&stmt, vals)?;
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
@@ -959,12 +1063,7 @@ impl PgConn {
     }
 
     fn query(&self, sql: &Arc<str>, vals: &[ValueRef<'_>], cache: bool) -> Result<Vec<Vec<Value>>> {
-        let stmt = self.statement(sql, cache)?;
-        let params = Self::bind(&stmt, vals)?;
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let rows = self
-            .run(self.client.borrow().query(&stmt, &refs))
-            .map_err(|e| Error::Postgres(format!("{}: {sql}", describe_error(&e))))?;
+        let rows = self.flush_then(Some((sql, vals, cache)))?.unwrap_or_default();
         rows.iter().map(pg_row).collect()
     }
 }

@@ -55,10 +55,15 @@ pub fn ingest(
         .unwrap_or_default();
     let mut counts = IngestCounts::default();
     let ids = identities(&feed.items, feed.home_page.as_deref());
-    let mut find_app =
-        tx.prepare_cached("SELECT item_id, content_hash FROM appearances WHERE source_id = ?1 AND key = ?2")?;
-    let mut find_tomb = tx.prepare_cached("SELECT 1 FROM tombstones WHERE source_id = ?1 AND key = ?2")?;
-    let mut find_canon = tx.prepare_cached("SELECT id FROM items WHERE canonical_url = ?1")?;
+    // What the item is known as, in one statement (one round trip to PostgreSQL): its
+    // appearance under this source and key, a tombstone for it, an item of its canonical URL.
+    let mut find = tx.prepare_cached(
+        "SELECT a.item_id, a.content_hash,
+                EXISTS (SELECT 1 FROM tombstones WHERE source_id = ?1 AND key = ?2),
+                (SELECT id FROM items WHERE canonical_url = ?3)
+         FROM (SELECT 1 AS one) o
+         LEFT JOIN appearances a ON a.source_id = ?1 AND a.key = ?2",
+    )?;
     let mut own_app =
         tx.prepare_cached("SELECT key, content_hash FROM appearances WHERE item_id = ?1 AND source_id = ?2 LIMIT 1")?;
     let mut rekey = tx.prepare_cached("UPDATE appearances SET key = ?3 WHERE source_id = ?1 AND key = ?2")?;
@@ -78,8 +83,9 @@ pub fn ingest(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     // The id the next inserted row gets (what SQLite would choose): the story engine records
-    // the item under it before the row exists.
-    let mut next_id = tx.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM items")?;
+    // the item under it before the row exists. Read once: only this loop inserts items
+    // while it runs (on PostgreSQL writers take turns, see `Connection::begin`).
+    let mut next_id: Option<i64> = None;
     for (n, (it, id)) in feed.items.iter().zip(&ids).enumerate() {
         let hash = it.content_hash as i64;
         let authors = serde_json::to_string(&it.authors).unwrap_or_else(|_| "[]".into());
@@ -102,11 +108,16 @@ pub fn ingest(
             index.item(item_id);
             Ok::<_, crate::store::db::Error>(())
         };
+        let (app, tombstoned, existing): (Option<(i64, i64)>, bool, Option<i64>) =
+            find.query_row(params![source_id, id.key, id.canonical], |r| {
+                let app = match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                    (Some(item), Some(hash)) => Some((item, hash)),
+                    _ => None,
+                };
+                Ok((app, r.get(2)?, r.get(3)?))
+            })?;
         // 1. Known to this source under this key?
-        if let Some((item_id, old_hash)) = find_app
-            .query_row(params![source_id, id.key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-            .optional()?
-        {
+        if let Some((item_id, old_hash)) = app {
             if old_hash == hash {
                 counts.unchanged += 1;
             } else {
@@ -116,16 +127,12 @@ pub fn ingest(
             }
             continue;
         }
-        if find_tomb.exists(params![source_id, id.key])? {
+        if tombstoned {
             counts.tombstoned += 1;
             continue;
         }
         // 2. The same article under another key: another source, a URL variant, or a GUID
         //    this source rotated.
-        let existing: Option<i64> = match &id.canonical {
-            Some(c) => find_canon.query_row([c], |r| r.get(0)).optional()?,
-            None => None,
-        };
         if let Some(item_id) = existing {
             let own: Option<(String, i64)> =
                 own_app.query_row(params![item_id, source_id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
@@ -142,7 +149,7 @@ pub fn ingest(
                     }
                 }
                 None => {
-                    add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
+                    add_app.execute_later(params![source_id, id.key, item_id, hash, now_s])?;
                     // One more outlet it is found by.
                     index.item(item_id);
                     counts.new += 1;
@@ -153,7 +160,11 @@ pub fn ingest(
         }
         // 3. A new article: clustered first, so its row is written once, story included.
         let published = it.published.map(|d| d.timestamp()).unwrap_or(now_s);
-        let item_id: i64 = next_id.query_row([], |r| r.get(0))?;
+        let item_id = match next_id {
+            Some(id) => id,
+            None => tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM items", [], |r| r.get(0))?,
+        };
+        next_id = Some(item_id + 1);
         let f = match features.get(n) {
             Some(f) => f.clone(),
             None => stories::features(
@@ -169,7 +180,7 @@ pub fn ingest(
             counts.late += 1;
         }
         let placed = stories::assign(tx, engine, item_id, f, story_time)?;
-        insert_item.execute(params![
+        insert_item.execute_later(params![
             item_id,
             id.canonical,
             it.link,
@@ -186,7 +197,7 @@ pub fn ingest(
             placed.copy_of,
             story_time
         ])?;
-        add_app.execute(params![source_id, id.key, item_id, hash, now_s])?;
+        add_app.execute_later(params![source_id, id.key, item_id, hash, now_s])?;
         index.new_item(
             item_id,
             &it.title,

@@ -150,12 +150,12 @@ fn insert_row(conn: &Connection, row: &DocRow) -> crate::store::db::Result<()> {
 const INSERT_SQL: &str = "INSERT INTO item_search (rowid, title, body, outlets) VALUES (?1, ?2, ?3, ?4)";
 
 fn insert(conn: &Connection, id: i64, title: &str, body: &str, outlets: &str) -> crate::store::db::Result<()> {
-    conn.prepare_cached(INSERT_SQL)?.execute(params![id, title, body, outlets])?;
+    conn.prepare_cached(INSERT_SQL)?.execute_later(params![id, title, body, outlets])?;
     Ok(())
 }
 
 fn delete(conn: &Connection, id: i64) -> crate::store::db::Result<()> {
-    conn.prepare_cached("DELETE FROM item_search WHERE rowid = ?1")?.execute([id])?;
+    conn.prepare_cached("DELETE FROM item_search WHERE rowid = ?1")?.execute_later([id])?;
     Ok(())
 }
 

@@ -96,22 +96,22 @@ pub fn assign(
          ON CONFLICT(id) DO UPDATE SET last_seen =
              CASE WHEN excluded.last_seen > stories.last_seen THEN excluded.last_seen ELSE stories.last_seen END",
     )?
-    .execute(params![story, time])?;
+    .execute_later(params![story, time])?;
     for gone in &a.merged {
         let gone = *gone as i64;
         // Older id survives: the younger story's items move, its row stays as a redirect.
         tx.prepare_cached(
             "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2) ON CONFLICT(id) DO NOTHING",
         )?
-        .execute(params![gone, time])?;
+        .execute_later(params![gone, time])?;
         tx.prepare_cached("UPDATE stories SET merged_into = ?1 WHERE id = ?2 OR merged_into = ?2")?
-            .execute(params![story, gone])?;
-        tx.prepare_cached("UPDATE items SET story_id = ?1 WHERE story_id = ?2")?.execute(params![story, gone])?;
+            .execute_later(params![story, gone])?;
+        tx.prepare_cached("UPDATE items SET story_id = ?1 WHERE story_id = ?2")?.execute_later(params![story, gone])?;
         tx.prepare_cached(
             "UPDATE stories SET first_seen = o.first_seen FROM stories o
              WHERE stories.id = ?1 AND o.id = ?2 AND o.first_seen < stories.first_seen",
         )?
-        .execute(params![story, gone])?;
+        .execute_later(params![story, gone])?;
     }
     Ok(Placed { story, copy_of: a.near_duplicate_of.map(|i| i as i64) })
 }
@@ -382,7 +382,7 @@ pub fn apply(tx: &Connection, plan: &Plan) -> crate::store::db::Result<Settled> 
     for ((r, a), &s) in plan.rows.iter().zip(&plan.assigned).zip(&plan.story) {
         let copy = a.near_duplicate_of.map(|i| i as i64);
         if r.story != Some(s) || r.copy_of != copy {
-            set_item.execute(params![r.id, s, copy])?;
+            set_item.execute_later(params![r.id, s, copy])?;
             done.moved += 1;
             touched.insert(s);
             touched.extend(r.story);
@@ -392,7 +392,7 @@ pub fn apply(tx: &Connection, plan: &Plan) -> crate::store::db::Result<Settled> 
         "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, 0, 0) ON CONFLICT(id) DO NOTHING",
     )?;
     for &id in &plan.opened {
-        add.execute([id])?;
+        add.execute_later([id])?;
         touched.insert(id);
     }
     done.opened = plan.opened.len();
@@ -402,14 +402,14 @@ pub fn apply(tx: &Connection, plan: &Plan) -> crate::store::db::Result<Settled> 
          WHERE id = ?1",
     )?;
     for &id in &touched {
-        span.execute([id])?;
+        span.execute_later([id])?;
     }
     let mut empty = tx.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM items WHERE story_id = ?1)")?;
     let mut redirect = tx.prepare_cached("UPDATE stories SET merged_into = ?2 WHERE id = ?1 OR merged_into = ?1")?;
     for &(old, into) in &plan.retired {
         // A story that still has items older than the window lives on with them.
         if empty.query_row([old], |r| r.get::<_, bool>(0))? {
-            redirect.execute(params![old, into])?;
+            redirect.execute_later(params![old, into])?;
             done.retired += 1;
         }
     }
