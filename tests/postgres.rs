@@ -269,6 +269,13 @@ fn tls_follows_sslmode_require_verify_ca_and_verify_full_with_clear_errors() {
     assert!(!ok && t.contains("server does not support TLS") && t.contains("newsdesk@127.0.0.1"), "{t}");
     let (ok, t) = fetch(&at("127.0.0.1", "sslmode=prefer"));
     assert!(ok, "{t}");
+    // `$PGSSLMODE` where the URL says nothing, as for libpq.
+    std::fs::write(&desk.config, common::with_database(&config, &at("127.0.0.1", "connect_timeout=5"))).unwrap();
+    let out = newsdesk(
+        &["--config", desk.config.to_str().unwrap(), "fetch"],
+        &[("PGPASSWORD", PASSWORD), ("PGSSLMODE", "require")],
+    );
+    assert!(!out.status.success() && text(&out).contains("server does not support TLS"), "{}", text(&out));
 
     let ca = pg.enable_tls();
     let ca = ca.to_str().unwrap();

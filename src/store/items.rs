@@ -56,11 +56,14 @@ pub fn ingest(
     let mut counts = IngestCounts::default();
     let ids = identities(&feed.items, feed.home_page.as_deref());
     // What the item is known as, in one statement (one round trip to PostgreSQL): its
-    // appearance under this source and key, a tombstone for it, an item of its canonical URL.
+    // appearance under this source and key, else a tombstone for it and an item of its
+    // canonical URL (looked up only for an item this source does not have: a warm poll's
+    // known items cost one index probe, as before).
     let mut find = tx.prepare_cached(
         "SELECT a.item_id, a.content_hash,
-                EXISTS (SELECT 1 FROM tombstones WHERE source_id = ?1 AND key = ?2),
-                (SELECT id FROM items WHERE canonical_url = ?3)
+                CASE WHEN a.item_id IS NULL
+                     THEN EXISTS (SELECT 1 FROM tombstones WHERE source_id = ?1 AND key = ?2) END,
+                CASE WHEN a.item_id IS NULL THEN (SELECT id FROM items WHERE canonical_url = ?3) END
          FROM (SELECT 1 AS one) o
          LEFT JOIN appearances a ON a.source_id = ?1 AND a.key = ?2",
     )?;
@@ -114,7 +117,7 @@ pub fn ingest(
                     (Some(item), Some(hash)) => Some((item, hash)),
                     _ => None,
                 };
-                Ok((app, r.get(2)?, r.get(3)?))
+                Ok((app, r.get::<_, Option<bool>>(2)?.unwrap_or(false), r.get(3)?))
             })?;
         // 1. Known to this source under this key?
         if let Some((item_id, old_hash)) = app {

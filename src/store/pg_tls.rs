@@ -55,8 +55,14 @@ pub struct TlsParams {
 }
 
 /// Splits `sslmode` and `sslrootcert` off `url`'s query: the URL left for tokio-postgres,
-/// and what they ask for.
+/// and what they ask for. Where the URL names neither, `$PGSSLMODE` and `$PGSSLROOTCERT`
+/// do, as for libpq.
 pub fn split_url(url: &str) -> Result<(String, TlsParams), String> {
+    split_url_with(url, |name| std::env::var(name).ok())
+}
+
+/// [`split_url`] with the environment read through `env`.
+pub fn split_url_with(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<(String, TlsParams), String> {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, q),
         None => (url, ""),
@@ -78,6 +84,8 @@ pub fn split_url(url: &str) -> Result<(String, TlsParams), String> {
             _ => rest.push(pair),
         }
     }
+    let mode = mode.or_else(|| env("PGSSLMODE"));
+    let rootcert = rootcert.or_else(|| env("PGSSLROOTCERT"));
     let roots = match rootcert.as_deref() {
         None | Some("system") | Some("") => Roots::System,
         Some(path) => Roots::File(PathBuf::from(path)),
@@ -309,5 +317,20 @@ mod tests {
         assert_eq!(p.mode, SslMode::Disable);
         let e = split_url("postgres://u@h/db?sslmode=maybe").unwrap_err();
         assert!(e.contains("sslmode=maybe"), "{e}");
+    }
+
+    #[test]
+    fn the_environment_fills_in_what_the_url_does_not_say() {
+        let env = |name: &str| match name {
+            "PGSSLMODE" => Some("verify-ca".to_string()),
+            "PGSSLROOTCERT" => Some("/etc/env-ca.pem".to_string()),
+            _ => None,
+        };
+        let (_, p) = split_url_with("postgres://u@h/db", env).unwrap();
+        assert_eq!((p.mode, p.verify), (SslMode::Require, Verify::Ca(Roots::File("/etc/env-ca.pem".into()))));
+        let (_, p) = split_url_with("postgres://u@h/db?sslmode=disable&sslrootcert=system", env).unwrap();
+        assert_eq!((p.mode, p.verify), (SslMode::Disable, Verify::Nothing), "the URL wins");
+        let (_, p) = split_url_with("postgres://u@h/db?sslmode=verify-full", env).unwrap();
+        assert_eq!(p.verify, Verify::Full(Roots::File("/etc/env-ca.pem".into())));
     }
 }
