@@ -422,3 +422,28 @@ fn queued_statements_run_in_order_fail_their_transaction_and_are_dropped_by_a_ro
         "the rollback dropped 5, the commit sent 7"
     );
 }
+
+/// Reads beyond the pool wait for a pooled connection instead of each connecting (and then
+/// dropping) one of its own: 24 threads reading at once open at most 8 server sessions (24 without the bound).
+#[test]
+fn reads_beyond_the_pool_wait_for_a_pooled_connection_instead_of_opening_their_own() {
+    let Some(pg) = Pg::start("pg-pool") else { return };
+    pg.createdb("desk");
+    let target = newsdesk::store::pg::PgTarget::parse(&pg.password_url("desk"), None).unwrap();
+    let store = newsdesk::store::Store::open_pg(&target, &temp_dir("pg-pool-files")).unwrap();
+    let sessions =
+        || -> i64 { pg.psql("desk", "SELECT sessions FROM pg_stat_database WHERE datname = 'desk'").parse().unwrap() };
+    let before = sessions();
+    std::thread::scope(|s| {
+        for _ in 0..24 {
+            s.spawn(|| {
+                for _ in 0..4 {
+                    store.read(|c| c.query_row("SELECT pg_sleep(0.02)::text", [], |r| r.get::<_, String>(0))).unwrap();
+                }
+            });
+        }
+    });
+    // (Each psql call above and below is a session too.)
+    let opened = sessions() - before - 1;
+    assert!(opened <= 8, "{opened} sessions opened for 96 reads by 24 threads");
+}

@@ -384,8 +384,8 @@ pub struct Store {
     /// Idle read connections for short lookups ([`Store::read`]): opening one parses the
     /// schema, which cost more than the lookup it served once per poll.
     readers: Arc<std::sync::Mutex<Vec<Connection>>>,
-    /// PostgreSQL read connections open (idle or in use) and the signal that one went back:
-    /// at most [`READER_POOL`] exist, as a read beyond them waits for one instead of
+    /// Pooled PostgreSQL readers open (idle or in use) and the signal that one went back:
+    /// at most [`READER_POOL`] exist ([`Store::reader`]'s own connections aside), as a read beyond them waits for one instead of
     /// connecting (and then dropping) a connection of its own: 32 polls in flight each
     /// claiming and releasing had opened ~75 server connections a second.
     pg_open: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
