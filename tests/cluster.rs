@@ -194,7 +194,7 @@ fn a_database_outage_pauses_polls_answers_503_loses_nothing_and_resumes() {
 }
 
 #[test]
-fn an_item_stored_by_another_writer_is_in_the_running_engine_without_a_rebuild() {
+fn items_and_merges_of_another_writer_are_in_the_running_engine_without_a_rebuild() {
     // A running instance's story engine learns the items another writer stored (here a
     // `newsdesk fetch` on the same database) by reading only those, and clusters the next
     // item with them.
@@ -288,9 +288,86 @@ fn an_item_stored_by_another_writer_is_in_the_running_engine_without_a_rebuild()
     assert_ne!(story("https://dawn.example/1"), story("https://xinhua.example/2"));
     assert_eq!(count("SELECT COUNT(*) FROM stories WHERE merged_into IS NULL"), "4", "x2, d1 + a1, d2, d3");
     let log = daemon.log();
-    assert!(log.contains("story engine caught up with 3 items of other writers"), "{log}");
+    assert!(log.contains("story engine caught up with 3 items and 0 merges of other writers"), "{log}");
+
+    // A merge by the other writer is made in the running engine too, without a rebuild: the
+    // daemon stores two stories (a report and its follow-up, one second apart)...
+    let before = daemon.log().len();
+    srv.set(
+        "/xinhua.xml",
+        dated(&[
+            ("m1", "https://patch.example/mta-worker", "MTA Worker Killed by Hudson Line Train", 1800),
+            (
+                "m2",
+                "https://pix11.example/metro-north-death",
+                "Death of Metro-North worker on tracks renews safety concerns",
+                1799,
+            ),
+            ("m3", "https://nj.example/metro-north-worker", "Metro-North worker killed by train", 1798),
+        ]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count("SELECT COUNT(*) FROM items") != "8" {
+        assert!(Instant::now() < deadline, "the three reports not stored: {}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let raw = |link: &str| count(&format!("SELECT story_id FROM items WHERE link = '{link}'"));
+    let (first, second) = (raw("https://patch.example/mta-worker"), raw("https://pix11.example/metro-north-death"));
+    assert_ne!(first, second, "two stories before the bridge");
+    assert_eq!(raw("https://nj.example/metro-north-worker"), first);
+    // ...the other writer stores the report that bridges them, and merges them...
+    srv.set(
+        "/dawn.xml",
+        dated(&[(
+            "m4",
+            "https://dailyvoice.example/yonkers-worker",
+            "Metro-North Worker From Yonkers Killed After Being Struck By Train",
+            1797,
+        )]),
+    );
+    let out = common::newsdesk(&desk.config, &["fetch", "dawn"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(raw("https://pix11.example/metro-north-death"), first, "the bridge merged the two stories");
+    let merge = || count(&format!("SELECT merged_into || ' in turn ' || merged_turn FROM stories WHERE id = {second}"));
+    let merged = merge();
+    assert!(merged.starts_with(&format!("{first} in turn ")), "{merged}");
+    // ...and a copy of the absorbed story's report, stored by the daemon, goes to the survivor
+    // (an engine that missed the merge still holds the absorbed story, and merges it again).
+    srv.set(
+        "/asianlite.xml",
+        dated(&[(
+            "m5",
+            "https://syndicated.example/metro-north-death",
+            "Death of Metro-North worker on tracks renews safety concerns",
+            1796,
+        )]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count("SELECT COUNT(*) FROM items") != "10" {
+        assert!(Instant::now() < deadline, "the copy not stored: {}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(raw("https://syndicated.example/metro-north-death"), first);
+    assert_eq!(merge(), merged, "the daemon did not merge the two again: its engine had");
+    let log = daemon.log();
+    let phase = log.get(before..).unwrap_or_default();
+    assert!(phase.contains("story engine caught up with 1 item and 1 merge of other writers"), "{log}");
+    assert!(!phase.contains("the story engine is rebuilt"), "{log}");
     let (code, _, _) = daemon.stop();
     assert_eq!(code, Some(0));
+}
+
+/// An RSS feed of `(guid, link, title, seconds ago)` items, each dated on its own.
+fn dated(items: &[(&str, &str, &str, i64)]) -> Reply {
+    let mut s = String::from("<?xml version=\"1.0\"?>\n<rss version=\"2.0\"><channel><title>Dated</title>\n");
+    for (guid, link, title, ago) in items {
+        let date = (chrono::Utc::now() - chrono::Duration::seconds(*ago)).to_rfc2822();
+        s.push_str(&format!(
+            "<item><guid isPermaLink=\"false\">{guid}</guid><link>{link}</link><title>{title}</title><pubDate>{date}</pubDate></item>\n"
+        ));
+    }
+    s.push_str("</channel></rss>\n");
+    Reply::rss(s)
 }
 
 fn farm_hits(srv: &TestServer, paths: &[&str]) -> usize {

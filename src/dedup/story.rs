@@ -1499,6 +1499,33 @@ impl StoryIndex {
         self.refresh(id, now);
     }
 
+    /// Makes a merge another engine made (`gone` absorbed by `keep`, e.g. read back from the
+    /// rows another writer stored): as [`StoryIndex::merge`] where both are live here; a
+    /// `gone` this engine holds alone takes the id `keep`; either way `gone` redirects.
+    pub fn follow_merge(&mut self, keep: u64, gone: u64, now: i64) {
+        let keep = self.resolve(keep);
+        if keep == gone || self.resolve(gone) == keep {
+            return;
+        }
+        match (self.stories.contains_key(&gone), self.stories.contains_key(&keep)) {
+            (true, true) => self.merge(keep, gone, now),
+            (true, false) => {
+                self.unindex(gone);
+                self.recent.retain(|&x| x != gone);
+                if let Some(mut s) = self.stories.remove(&gone) {
+                    s.id = keep;
+                    self.stories.insert(keep, s);
+                }
+                self.redirects.insert(gone, keep);
+                self.refresh(keep, now);
+            }
+            (false, _) => {
+                self.redirects.insert(gone, keep);
+            }
+        }
+        self.next_story = self.next_story.max(keep.max(gone) + 1);
+    }
+
     /// Merges story `gone` into story `keep` and leaves a redirect behind.
     fn merge(&mut self, keep: u64, gone: u64, now: i64) {
         self.unindex(gone);
@@ -1909,6 +1936,50 @@ mod tests {
         assert_eq!(s.size, 3);
         // The index no longer points at the absorbed story.
         assert!(e.postings.values().all(|l| !l.contains(&b.story)));
+    }
+
+    #[test]
+    fn a_followed_merge_leaves_the_stories_the_merging_engine_has() {
+        let arts = [
+            art("Lavrov visits Pakistan for energy talks", "http://a.com/1", "A", T0),
+            art("Lavrov in Islamabad for gas pipeline deal", "http://b.com/2", "B", T0 + 10),
+            art("Lavrov in Islamabad for gas pipeline deal energy talks", "http://c.com/3", "C", T0 + 20),
+        ];
+        let mut merging = StoryIndex::new(strict());
+        let done: Vec<Assignment> = arts.iter().map(|a| merging.assign(a)).collect();
+        let (keep, gone) = (done[0].story, done[1].story);
+        assert_eq!(done[2].merged, vec![gone]);
+        // Another writer's engine had the first two, then reads the third (in its story after
+        // the merge) and the merge.
+        let mut other = StoryIndex::new(strict());
+        other.restore(&arts[0], 0, keep, false);
+        other.restore(&arts[1], 1, gone, false);
+        other.restore(&arts[2], 2, keep, false);
+        other.follow_merge(keep, gone, T0 + 20);
+        assert_eq!(other.live_stories(), 1);
+        assert_eq!(other.resolve(gone), keep);
+        assert_eq!(other.story(gone).map(|s| s.size), Some(3));
+        assert!(other.postings.values().all(|l| !l.contains(&gone)));
+        let next = other.assign(&art("Lavrov gas pipeline deal in Islamabad", "http://d.com/4", "D", T0 + 30));
+        assert_eq!(
+            next.story,
+            merging.assign(&art("Lavrov gas pipeline deal in Islamabad", "http://d.com/4", "D", T0 + 30)).story
+        );
+        assert_eq!(next.story, keep);
+        // An engine that only held the absorbed story carries it on under the survivor's id.
+        let mut partial = StoryIndex::new(strict());
+        partial.restore(&arts[1], 1, gone, false);
+        partial.follow_merge(keep, gone, T0 + 20);
+        assert_eq!(partial.live_stories(), 1);
+        assert!(partial.stories.contains_key(&keep));
+        assert_eq!(partial.resolve(gone), keep);
+        assert!(partial.postings.values().all(|l| !l.contains(&gone)));
+        assert!(partial.postings.values().any(|l| l.contains(&keep)));
+        // Following a merge twice, or one of stories never seen, changes nothing but redirects.
+        partial.follow_merge(keep, gone, T0 + 20);
+        partial.follow_merge(keep, 99, T0 + 20);
+        assert_eq!(partial.live_stories(), 1);
+        assert_eq!(partial.resolve(99), keep);
     }
 
     #[test]

@@ -530,6 +530,7 @@ impl Connection {
             if p.last_write.get() != Some(n - 1) {
                 p.foreign_write.set(true);
             }
+            p.prev_write.set(p.last_write.get());
             if p.last_epoch.get() != Some(epoch) {
                 p.reshaped.set(true);
             }
@@ -557,7 +558,7 @@ impl Connection {
     }
 
     /// Says, inside a write transaction, that it changes stories in a way other writers'
-    /// engines cannot follow by reading the new items (a merge, a settle): they rebuild
+    /// engines cannot follow by reading the new items and merges (a settle): they rebuild
     /// theirs from the rows (PostgreSQL; nothing to do on SQLite, which has one writer).
     pub fn reshape_stories(&self) -> Result<()> {
         if let Connection::Pg(p) = self {
@@ -568,6 +569,16 @@ impl Connection {
             p.last_epoch.set(Some(epoch));
         }
         Ok(())
+    }
+
+    /// The turns other writers took between this connection's previous write turn and its
+    /// current one, as `(previous, current)`: their merges are those with a `merged_turn`
+    /// strictly between (PostgreSQL; see [`super::stories::catch_up`]).
+    pub fn missed_turns(&self) -> Option<(i64, i64)> {
+        match self {
+            Connection::Pg(p) => Some((p.prev_write.get()?, p.last_write.get()?)),
+            Connection::Lite(_) => None,
+        }
     }
 
     /// The write turn this connection's open (or last) transaction took (PostgreSQL).
@@ -831,7 +842,8 @@ impl<T, F: FnMut(&Row<'_>) -> Result<T>> Iterator for MappedRows<'_, F> {
 pub enum Foreign {
     /// Nothing.
     Nothing,
-    /// Stored items, each assigned as an engine that had seen them all would have.
+    /// Stored items, each assigned as an engine that had seen them all would have, and
+    /// merged stories (recorded with their turn: `stories.merged_turn`).
     Added,
     /// Changed stories in a way only a rebuild from the rows follows.
     Reshaped,
@@ -853,6 +865,8 @@ pub struct PgConn {
     depth: Cell<u32>,
     /// The write counter this connection's last transaction set (see [`Connection::begin`]).
     last_write: Cell<Option<i64>>,
+    /// The write counter of the transaction before the last (see [`Connection::missed_turns`]).
+    prev_write: Cell<Option<i64>>,
     /// Another writer committed in between.
     foreign_write: Cell<bool>,
     /// The story epoch (see [`Connection::reshape_stories`]) as of this connection's last turn.
@@ -888,6 +902,7 @@ impl PgConn {
             translated: Mutex::default(),
             depth: Cell::new(0),
             last_write: Cell::new(None),
+            prev_write: Cell::new(None),
             foreign_write: Cell::new(false),
             last_epoch: Cell::new(None),
             reshaped: Cell::new(false),

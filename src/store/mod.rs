@@ -109,8 +109,8 @@ impl Writer {
     /// The connection and the story engine (rebuilt from the database on first use, or after
     /// a failed transaction left it out of step with the rows).
     pub fn parts(&mut self, now: i64) -> crate::store::db::Result<(&mut Connection, &mut StoryIndex)> {
-        // Another instance wrote since our last transaction (PostgreSQL): its items are not
-        // in this engine yet; after a merge or settle there, nothing of it can be trusted.
+        // Another instance wrote since our last transaction (PostgreSQL): its items and merges
+        // are not in this engine yet; after a settle there, nothing of it can be trusted.
         match self.conn.take_foreign_write() {
             db::Foreign::Nothing => {}
             db::Foreign::Reshaped => {
@@ -121,9 +121,12 @@ impl Writer {
             db::Foreign::Added => {
                 if let Some(engine) = &mut self.stories {
                     match stories::catch_up(&self.conn, engine, now) {
-                        Ok(n) => tracing::debug!(
-                            "story engine caught up with {n} item{} of other writers",
-                            if n == 1 { "" } else { "s" }
+                        Ok(c) => tracing::debug!(
+                            "story engine caught up with {} item{} and {} merge{} of other writers",
+                            c.items,
+                            if c.items == 1 { "" } else { "s" },
+                            c.merges,
+                            if c.merges == 1 { "" } else { "s" }
                         ),
                         Err(e) => {
                             self.stories = None;
@@ -314,6 +317,9 @@ impl Writer {
         self.stories = None;
         // The plan is read inside the transaction, so no row changes before it is applied.
         let tx = self.conn.transaction_with_behavior(crate::store::db::Behavior::Immediate)?;
+        // What other writers did before this turn is in the plan: the engine it gives needs
+        // neither a catch-up nor a rebuild for it.
+        let _ = tx.take_foreign_write();
         let started = std::time::Instant::now();
         let plan = stories::plan(&tx, StoryParams::default(), now, false)?;
         let settled = stories::apply(&tx, &plan)?;

@@ -366,6 +366,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX items_story_span ON items(story_id, story_time);
     DROP INDEX items_story;
 "#,
+    r#"
+    -- The write turn (newsdesk_writes.n) a story was merged in: another writer replays the
+    -- merges of the turns it missed in its story engine (store::stories::catch_up) instead of
+    -- rebuilding it from the whole window; only a settle still moves the epoch. With two
+    -- instances in a cold pass nearly every turn followed a merge by the other, and each
+    -- rebuilt inside its turn while the other waited for it.
+    ALTER TABLE stories ADD COLUMN merged_turn BIGINT;
+    CREATE INDEX stories_merged_turn ON stories(merged_turn) WHERE merged_turn IS NOT NULL;
+"#,
 ];
 
 /// This process as other instances and `/metrics` name it: `hostname:pid`.

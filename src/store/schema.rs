@@ -209,6 +209,15 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: None,
     },
+    // 10: the write turn a story was merged in: PostgreSQL's other writers replay the merges
+    // of the turns they missed (`super::stories::catch_up`). SQLite has one writer and leaves
+    // it NULL; the column is here so that `newsdesk migrate` copies the same columns both ways.
+    Migration {
+        sql: r#"
+    ALTER TABLE stories ADD COLUMN merged_turn INTEGER;
+    "#,
+        then: None,
+    },
 ];
 
 /// The schema version this build writes.

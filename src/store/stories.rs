@@ -87,10 +87,6 @@ pub fn assign(
 ) -> crate::store::db::Result<Placed> {
     let a = engine.assign_features_as(features, time, item_id as u64);
     let story = a.story as i64;
-    if !a.merged.is_empty() {
-        // Other instances' engines cannot follow a merge from the new rows alone.
-        tx.reshape_stories()?;
-    }
     tx.prepare_cached(
         "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2)
          ON CONFLICT(id) DO UPDATE SET last_seen =
@@ -104,8 +100,9 @@ pub fn assign(
             "INSERT INTO stories (id, first_seen, last_seen) VALUES (?1, ?2, ?2) ON CONFLICT(id) DO NOTHING",
         )?
         .execute_later(params![gone, time])?;
-        tx.prepare_cached("UPDATE stories SET merged_into = ?1 WHERE id = ?2 OR merged_into = ?2")?
-            .execute_later(params![story, gone])?;
+        // The turn tells other writers' engines to follow the merge (see [`catch_up`]).
+        tx.prepare_cached("UPDATE stories SET merged_into = ?1, merged_turn = ?3 WHERE id = ?2 OR merged_into = ?2")?
+            .execute_later(params![story, gone, tx.write_turn()])?;
         tx.prepare_cached("UPDATE items SET story_id = ?1 WHERE story_id = ?2")?.execute_later(params![story, gone])?;
         tx.prepare_cached(
             "UPDATE stories SET first_seen = o.first_seen FROM stories o
@@ -222,11 +219,22 @@ pub fn restore(conn: &Connection, params: StoryParams, now: i64) -> crate::store
     Ok(engine)
 }
 
-/// Brings `engine` up to the rows after items were stored by another writer that reshaped
-/// no story (see [`Connection::take_foreign_write`]): their items (row ids from the engine's
-/// next on) are restored as [`restore`] would, so the engine is the rebuilt one without
-/// reading the whole window again. Returns how many were read.
-pub fn catch_up(conn: &Connection, engine: &mut StoryIndex, now: i64) -> crate::store::db::Result<usize> {
+/// What [`catch_up`] read of other writers' turns.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// Items stored by them.
+    pub items: usize,
+    /// Stories they merged into others.
+    pub merges: usize,
+}
+
+/// Brings `engine` up to the rows after other writers stored items and merged stories but
+/// settled nothing (see [`Connection::take_foreign_write`]): their items (row ids from the
+/// engine's next on) are restored as [`restore`] would, each in its story after merges, and
+/// the merges of their turns (`stories.merged_turn` between this writer's previous turn and
+/// its current one, [`Connection::missed_turns`]) are made in the engine, so it holds the
+/// stories the rows say without reading the whole window again.
+pub fn catch_up(conn: &Connection, engine: &mut StoryIndex, now: i64) -> crate::store::db::Result<CaughtUp> {
     let since = now - engine.params.quiet_period;
     let rows = window_from(conn, since, engine.next_item as i64)?;
     for row in &rows {
@@ -234,8 +242,23 @@ pub fn catch_up(conn: &Connection, engine: &mut StoryIndex, now: i64) -> crate::
             engine.restore_features(row.features(), row.time, row.id as u64, story as u64, row.copy_of.is_some());
         }
     }
+    let mut merges = 0;
+    if let Some((prev, current)) = conn.missed_turns() {
+        // `merged_into` names the survivor as of now (a merge moves the redirects of what it
+        // absorbs too), so the merges can be made in any order.
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, merged_into FROM stories WHERE merged_turn > ?1 AND merged_turn < ?2 AND merged_into IS NOT NULL",
+        )?;
+        let merged: Vec<(i64, i64)> = stmt
+            .query_map([prev, current], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<crate::store::db::Result<_>>()?;
+        for (gone, keep) in merged {
+            engine.follow_merge(keep as u64, gone as u64, now);
+            merges += 1;
+        }
+    }
     engine.next_story = engine.next_story.max(next_story_id(conn)?);
-    Ok(rows.len())
+    Ok(CaughtUp { items: rows.len(), merges })
 }
 
 /// An id no story row has.
