@@ -141,6 +141,14 @@ enum Eval {
 }
 
 fn main() -> ExitCode {
+    // A panic anywhere ends the process (systemd restarts it), so no half-dead daemon lingers
+    // with a task gone. A hook, not `panic = "abort"` in the release profile: that one made
+    // `cargo test --release` build every dependency twice (tests always unwind).
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let cli = Cli::parse();
     if let Command::Eval(Eval::Stories { file, repeat, set, trace }) = &cli.command {
         return match eval_stories(file, *repeat, set, trace.as_deref()) {
