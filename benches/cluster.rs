@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Environment: `NEWSDESK_BENCH_FEEDS` (1000), `NEWSDESK_BENCH_MIRRORS` (10),
-//! `NEWSDESK_BENCH_PERIOD` (60), `NEWSDESK_BENCH_INSTANCES` (`1,2,3`), `NEWSDESK_BIN`. Needs
+//! `NEWSDESK_BENCH_PERIOD` (60), `NEWSDESK_BENCH_INSTANCES` (`1,2,3`), `NEWSDESK_BIN`,
+//! `NEWSDESK_BENCH_STATEMENTS` (0: with N > 0, the server loads `pg_stat_statements` and the
+//! N statements that took most server time in each cold pass are printed). Needs
 //! the distribution's PostgreSQL (`/usr/lib/postgresql/*/bin`); started here in a temp dir, as
 //! `nobody` when run as root, on a free port, and stopped at the end.
 
@@ -52,7 +54,7 @@ fn as_nobody(bin: &Path, prog: &str, args: &[&str]) -> Result<(), String> {
 }
 
 impl Pg {
-    fn start(dir: &Path) -> Result<Pg, String> {
+    fn start(dir: &Path, statements: bool) -> Result<Pg, String> {
         let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
             .map_err(|_| "PostgreSQL is not installed (apt-get install postgresql)".to_string())?
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -74,8 +76,11 @@ impl Pg {
         let port = free_port()?.port();
         // The defaults of a small server (shared_buffers 128 MB), fsync off: the bench measures
         // newsdesk and the server's CPU, not this VM's disk.
-        let opts =
+        let mut opts =
             format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", dir.display());
+        if statements {
+            opts.push_str(" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on");
+        }
         let log = dir.join("log").to_string_lossy().to_string();
         as_nobody(&bin, "pg_ctl", &["-D", &d, "-l", &log, "-o", &opts, "-w", "start"])?;
         Ok(Pg { bin, dir, port })
@@ -162,7 +167,11 @@ fn run() -> Result<(), String> {
         .collect();
     let bin = newsdesk_bin()?;
     let tmp = TempDir::new("cluster").map_err(|e| e.to_string())?;
-    let pg = Pg::start(&tmp.path)?;
+    let statements = env_num("NEWSDESK_BENCH_STATEMENTS", 0) as usize;
+    let pg = Pg::start(&tmp.path, statements > 0)?;
+    if statements > 0 {
+        pg.psql("postgres", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    }
     let farm = Farm::new(feeds, 30, 1);
     let (_addr, _server) = farm.serve().map_err(|e| format!("starting the farm: {e}"))?;
     farm.record_requests(true);
@@ -217,6 +226,22 @@ fn run() -> Result<(), String> {
             }
         }
         let cold = cold.unwrap_or_default();
+        if statements > 0 && database.is_some() {
+            eprintln!("{name}: the {statements} statements with most server time in the cold pass (ms total, calls, ms each):");
+            let top = pg.psql(
+                "postgres",
+                &format!(
+                    "SELECT round((s.total_exec_time + s.total_plan_time)::numeric) || ' | ' || s.calls || ' | ' ||
+                            round(((s.total_exec_time + s.total_plan_time) / s.calls)::numeric, 3) || ' | ' ||
+                            left(regexp_replace(s.query, '\\s+', ' ', 'g'), 140)
+                     FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                     WHERE d.datname = '{db_name}' ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT {statements}"
+                ),
+            );
+            for line in top.lines() {
+                eprintln!("  {line}");
+            }
+        }
         // One steady period after the second pass has settled each source into its slot.
         std::thread::sleep(Duration::from_secs(period));
         let (t0, log0, pg0) = (Instant::now(), farm.request_log_from(0).len(), pg.cpu());

@@ -51,9 +51,15 @@ pub enum Outcome {
     Retired(String),
     /// The poll failed.
     Failed(String),
-    /// Not polled here: another instance on the same database polled it or is polling it,
-    /// or the cluster's politeness limits are used up (see [`crate::store::sources::claim`]).
+    /// Not polled here: another instance on the same database polled it or is polling it
+    /// (see [`crate::store::sources::claim`]).
     Elsewhere,
+    /// Not polled yet: the cluster's `per_host` for its host (`host`) or its `concurrency`
+    /// is used up by the polls of all instances.
+    Busy {
+        /// The host's limit, not the cluster's.
+        host: bool,
+    },
 }
 
 impl std::fmt::Display for PollReport {
@@ -80,6 +86,10 @@ impl std::fmt::Display for PollReport {
             Outcome::NotModified => write!(f, "{}: unchanged (304 Not Modified) [{ms} ms]", self.source_id),
             Outcome::Retired(why) => write!(f, "{}: retired, not polled: {why}", self.source_id),
             Outcome::Elsewhere => write!(f, "{}: polled by another instance", self.source_id),
+            Outcome::Busy { host: true } => {
+                write!(f, "{}: its host's per_host is in use by the cluster", self.source_id)
+            }
+            Outcome::Busy { host: false } => write!(f, "{}: the cluster's concurrency is in use", self.source_id),
             Outcome::Failed(e) => write!(f, "{}: error: {e} ({}) [{ms} ms]", self.source_id, self.url),
         }
     }
@@ -290,7 +300,7 @@ impl Poller {
                 m.items_updated.fetch_add(counts.updated as u64, Relaxed);
                 m.polls_ok.fetch_add(1, Relaxed)
             }
-            Outcome::Retired(_) | Outcome::Elsewhere => 0,
+            Outcome::Retired(_) | Outcome::Elsewhere | Outcome::Busy { .. } => 0,
         };
         match &outcome {
             Outcome::Failed(e) => tracing::warn!(source = %id, url = %url, error = %e, "poll failed"),

@@ -352,7 +352,7 @@ fn claims_hold_slots_across_instances_skip_a_locked_source_and_take_over_an_expi
     assert_eq!(take(&a, "A", "s1", "h1", now), Claim::Mine);
     assert_eq!(take(&b, "B", "s1", "h1", now), Claim::Elsewhere(until), "s1 is A's until its lease ends");
     assert_eq!(take(&b, "B", "s2", "h1", now), Claim::Mine);
-    assert_eq!(take(&a, "A", "s3", "h1", now), Claim::Full, "h1 has per_host = 2 leases, one of each");
+    assert_eq!(take(&a, "A", "s3", "h1", now), Claim::HostFull, "h1 has per_host = 2 leases, one of each");
     assert_eq!(take(&a, "A", "s4", "h2", now), Claim::Mine);
     assert_eq!(take(&b, "B", "s5", "h3", now), Claim::Full, "concurrency = 3 over both instances");
     a.read(|c| release(c, "s1", "A")).unwrap();

@@ -381,8 +381,12 @@ pub enum Claim {
     /// Another instance polled it (it is due again then) or is polling it (its lease ends
     /// then): ask again at that time.
     Elsewhere(i64),
-    /// The cluster's `per_host` or `concurrency` is used up: ask again shortly.
+    /// The cluster's `concurrency` is used up (or another instance took the slot this one
+    /// picked at the same moment): ask again once a poll may have ended.
     Full,
+    /// The cluster's `per_host` for the source's host is used up: ask again shortly, and
+    /// other hosts meanwhile.
+    HostFull,
 }
 
 /// Claims a due source for a poll by `owner` until `until` (PostgreSQL, several instances on
@@ -450,8 +454,10 @@ pub fn claim(
             params![host, per_host as i64, concurrency as i64],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let (Some(host_slot), Some(slot)) = slots else {
-            return Ok(Claim::Full);
+        let (host_slot, slot) = match slots {
+            (Some(h), Some(s)) => (h, s),
+            (None, _) => return Ok(Claim::HostFull),
+            (_, None) => return Ok(Claim::Full),
         };
         let took = conn.execute(
             "INSERT INTO source_leases (source_id, host, owner, until, host_slot, slot)
