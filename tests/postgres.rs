@@ -447,3 +447,51 @@ fn reads_beyond_the_pool_wait_for_a_pooled_connection_instead_of_opening_their_o
     let opened = sessions() - before - 1;
     assert!(opened <= 8, "{opened} sessions opened for 96 reads by 24 threads");
 }
+
+/// An item seen in one more source is found by that source's name, with one index row: on
+/// PostgreSQL only its outlets are written again (its headline and summary stay searchable),
+/// whether the sources sharing it are polled one at a time or at once.
+#[test]
+fn an_item_in_more_sources_is_found_by_each_name_with_one_index_row() {
+    let Some(pg) = Pg::start("pg-relink") else { return };
+    pg.createdb("desk");
+    let srv = TestServer::start();
+    let budget = |guid: &str| {
+        Reply::rss(common::rss(&[(
+            Some(guid),
+            Some("https://news.test/budget"),
+            "Parliament passes budget",
+            "The vote in the assembly was close.",
+        )]))
+    };
+    for (path, guid) in [("/alpha.xml", "a1"), ("/bravo.xml", "b1"), ("/charlie.xml", "c1"), ("/delta.xml", "d1")] {
+        srv.set(path, budget(guid));
+    }
+    let desk = Desk::new("pg-relink-desk")
+        .source_with("alpha", &srv.url("/alpha.xml"), "title = \"Alpha Times\"")
+        .source_with("bravo", &srv.url("/bravo.xml"), "title = \"Bravo Post\"")
+        .source_with("charlie", &srv.url("/charlie.xml"), "title = \"Charlie Herald\"")
+        .source_with("delta", &srv.url("/delta.xml"), "title = \"Delta Ledger\"")
+        .write();
+    let config = common::with_database(&std::fs::read_to_string(&desk.config).unwrap(), &pg.password_url("desk"));
+    std::fs::write(&desk.config, &config).unwrap();
+    let fetch = |ids: &[&str]| {
+        let mut args = vec!["fetch"];
+        args.extend(ids);
+        let out = common::newsdesk(&desk.config, &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let found = |word: &str| {
+        pg.psql("desk", &format!("SELECT COUNT(*) FROM item_search WHERE doc @@ to_tsquery('simple', '{word}')"))
+    };
+    fetch(&["alpha"]);
+    assert_eq!(found("bravo"), "0");
+    fetch(&["bravo"]);
+    assert_eq!(found("bravo"), "1");
+    fetch(&["charlie", "delta"]);
+    for word in ["alpha", "bravo", "charlie", "delta", "parliament", "assembly", "news.test"] {
+        assert_eq!(found(word), "1", "{word}");
+    }
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) || ' ' || COUNT(DISTINCT rowid) FROM item_search"), "1 1");
+    assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM appearances"), "4");
+}
