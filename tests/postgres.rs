@@ -448,9 +448,9 @@ fn reads_beyond_the_pool_wait_for_a_pooled_connection_instead_of_opening_their_o
     assert!(opened <= 8, "{opened} sessions opened for 96 reads by 24 threads");
 }
 
-/// An item seen in one more source is found by that source's name, with one index row: on
-/// PostgreSQL only its outlets are written again (its headline and summary stay searchable),
-/// whether the sources sharing it are polled one at a time or at once.
+/// An item seen in one more source is found by that source's name on PostgreSQL, with one
+/// index row (its headline and summary still found), whether the sources sharing it are
+/// polled one at a time or at once.
 #[test]
 fn an_item_in_more_sources_is_found_by_each_name_with_one_index_row() {
     let Some(pg) = Pg::start("pg-relink") else { return };

@@ -154,7 +154,7 @@ pub fn ingest(
                 None => {
                     add_app.execute_later(params![source_id, id.key, item_id, hash, now_s])?;
                     // One more outlet it is found by.
-                    index.linked(item_id);
+                    index.item(item_id);
                     counts.new += 1;
                     counts.linked += 1;
                 }

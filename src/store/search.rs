@@ -190,14 +190,12 @@ enum Write {
     New { id: i64, title: String, body: String, outlets: String },
     /// An item to index again from its rows ([`index_item`]).
     Again(i64),
-    /// An item seen in one more source: only its outlets changed ([`relink`]).
-    Linked(i64),
 }
 
 impl Write {
     fn id(&self) -> i64 {
         match self {
-            Write::New { id, .. } | Write::Again(id) | Write::Linked(id) => *id,
+            Write::New { id, .. } | Write::Again(id) => *id,
         }
     }
 }
@@ -205,7 +203,7 @@ impl Write {
 /// The writes of a batch with each item written once, as what its last write would leave
 /// (in the order items first appear): an item a group's polls of several sources share was
 /// indexed again for each of them. Two writes of an item combine into a read of its rows,
-/// unless both were new documents (the later is kept) or both new appearances.
+/// unless both were new documents (the later is kept).
 fn coalesce(writes: Vec<Write>) -> Vec<Write> {
     let mut at: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
     let mut out: Vec<Write> = Vec::with_capacity(writes.len());
@@ -217,7 +215,6 @@ fn coalesce(writes: Vec<Write>) -> Vec<Write> {
         };
         out[i] = match (&out[i], w) {
             (Write::New { .. }, w @ Write::New { .. }) => w,
-            (Write::Linked(_), w @ Write::Linked(_)) => w,
             (_, w) => Write::Again(w.id()),
         };
     }
@@ -242,14 +239,9 @@ impl Batch {
         self.writes.push(Write::New { id, title: title.to_string(), body, outlets });
     }
 
-    /// Queues an item to index again from its rows (edited).
+    /// Queues an item to index again from its rows (edited, or seen in one more source).
     pub fn item(&mut self, id: i64) {
         self.writes.push(Write::Again(id));
-    }
-
-    /// Queues an item seen in one more source: its outlets are written again.
-    pub fn linked(&mut self, id: i64) {
-        self.writes.push(Write::Linked(id));
     }
 
     /// Moves the writes of `other` to the end of this batch.
@@ -266,7 +258,6 @@ impl Batch {
                     insert(conn, id, &title, &body, &outlets)?;
                 }
                 Write::Again(id) => index_item(conn, id)?,
-                Write::Linked(id) => relink(conn, id)?,
             }
         }
         Ok(())
@@ -726,31 +717,6 @@ pub fn stories(conn: &Connection, q: &Query, limit: usize, budget: Duration) -> 
     })
 }
 
-/// Writes the outlets of an item that appeared in one more source. On PostgreSQL only that
-/// column is updated, from the item's link and its sources' names: reading its summary and
-/// content back, deleting its row and inserting it again (as [`index_item`] does) was most of
-/// the server's time in a cold pass where every item appears in ten sources. Every item has
-/// its row (written in the transaction that inserted the item). FTS5's contentless table
-/// cannot update a column: SQLite indexes the item again.
-fn relink(conn: &Connection, item_id: i64) -> crate::store::db::Result<()> {
-    if !conn.is_pg() {
-        return index_item(conn, item_id);
-    }
-    let row: Option<(Option<String>, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT i.link, (SELECT group_concat(COALESCE(s.title, s.feed_title, s.id), char(31))
-                             FROM appearances a JOIN sources s ON s.id = a.source_id WHERE a.item_id = i.id)
-             FROM items i WHERE i.id = ?1",
-        )?
-        .query_row([item_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((link, names)) = row else { return delete(conn, item_id) };
-    let outlets = outlets(names.as_deref().unwrap_or("").split('\u{1f}'), link.as_deref());
-    conn.prepare_cached("UPDATE item_search SET outlets = ?2 WHERE rowid = ?1")?
-        .execute_later(params![item_id, outlets])?;
-    Ok(())
-}
-
 /// [`stories`] on PostgreSQL: the same walk over a `tsvector` match, bounded by the
 /// session's `statement_timeout` instead of an interrupt.
 fn pg_stories(
@@ -1181,22 +1147,8 @@ mod tests {
     fn a_batch_writes_each_item_once_as_its_last_write_would_leave_it() {
         let new =
             |id: i64, title: &str| Write::New { id, title: title.into(), body: String::new(), outlets: String::new() };
-        let writes = vec![
-            new(1, "a"),
-            Write::Linked(2),
-            Write::Linked(1),
-            Write::Linked(2),
-            new(3, "old"),
-            new(3, "new"),
-            Write::Linked(4),
-            Write::Again(4),
-            Write::Again(5),
-            Write::Linked(5),
-        ];
-        assert_eq!(
-            coalesce(writes),
-            vec![Write::Again(1), Write::Linked(2), new(3, "new"), Write::Again(4), Write::Again(5)]
-        );
+        let writes = vec![new(1, "a"), Write::Again(2), Write::Again(1), Write::Again(2), new(3, "old"), new(3, "new")];
+        assert_eq!(coalesce(writes), vec![Write::Again(1), Write::Again(2), new(3, "new")]);
     }
 
     #[test]
