@@ -495,3 +495,39 @@ fn an_item_in_more_sources_is_found_by_each_name_with_one_index_row() {
     assert_eq!(pg.psql("desk", "SELECT COUNT(*) || ' ' || COUNT(DISTINCT rowid) FROM item_search"), "1 1");
     assert_eq!(pg.psql("desk", "SELECT COUNT(*) FROM appearances"), "4");
 }
+
+/// The turns whose merges a writer follows run from the last turn it followed others in, not
+/// from its previous turn: a turn in between that stored no items (only source state, which
+/// does not look at the story engine) must not hide another writer's merge before it.
+#[test]
+fn merges_to_follow_span_turns_that_took_no_items() {
+    use newsdesk::store::db::{Behavior, Foreign};
+    let Some(pg) = Pg::start("pg-turns") else { return };
+    pg.createdb("desk");
+    let target = newsdesk::store::pg::PgTarget::parse(&pg.password_url("desk"), None).unwrap();
+    let files = temp_dir("pg-turns-files");
+    let (a, b) = (
+        newsdesk::store::Store::open_pg(&target, &files).unwrap(),
+        newsdesk::store::Store::open_pg(&target, &files).unwrap(),
+    );
+    // One write turn; `follow` reads what other writers did, as the story engine's first use does.
+    let turn = |s: &newsdesk::store::Store, follow: bool| {
+        s.write_blocking(move |w| {
+            w.conn.begin(Behavior::Immediate)?;
+            let seen = follow.then(|| (w.conn.take_foreign_write(), w.conn.missed_turns()));
+            w.conn.commit()?;
+            Ok::<_, newsdesk::store::db::Error>((seen, w.conn.write_turn()))
+        })
+        .unwrap()
+        .unwrap()
+    };
+    let (_, first) = turn(&a, true);
+    let (_, merged_in) = turn(&b, false);
+    let (_, _) = turn(&a, false);
+    let (seen, current) = turn(&a, true);
+    let (foreign, missed) = seen.unwrap();
+    assert_eq!(foreign, Foreign::Added);
+    let (from, to) = missed.unwrap();
+    assert_eq!((Some(from), Some(to)), (first, current));
+    assert!(from < merged_in.unwrap() && merged_in.unwrap() < to, "{from} < {merged_in:?} < {to}");
+}

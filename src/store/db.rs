@@ -530,7 +530,6 @@ impl Connection {
             if p.last_write.get() != Some(n - 1) {
                 p.foreign_write.set(true);
             }
-            p.prev_write.set(p.last_write.get());
             if p.last_epoch.get() != Some(epoch) {
                 p.reshaped.set(true);
             }
@@ -547,6 +546,10 @@ impl Connection {
         match self {
             Connection::Pg(p) => {
                 let added = p.foreign_write.replace(false);
+                // Turns in between that took nothing (source state only) still count: the
+                // merges to follow are those since the last turn that took this.
+                let now = p.last_write.get();
+                p.missed.set(p.followed.replace(now).zip(now));
                 match p.reshaped.replace(false) {
                     true => Foreign::Reshaped,
                     false if added => Foreign::Added,
@@ -571,12 +574,12 @@ impl Connection {
         Ok(())
     }
 
-    /// The turns other writers took between this connection's previous write turn and its
-    /// current one, as `(previous, current)`: their merges are those with a `merged_turn`
-    /// strictly between (PostgreSQL; see [`super::stories::catch_up`]).
+    /// What the last [`Connection::take_foreign_write`] covered, as `(turn, current)`: from
+    /// the turn of the take before it to the current one. Other writers' merges since are
+    /// those with a `merged_turn` strictly between (PostgreSQL; see [`super::stories::catch_up`]).
     pub fn missed_turns(&self) -> Option<(i64, i64)> {
         match self {
-            Connection::Pg(p) => Some((p.prev_write.get()?, p.last_write.get()?)),
+            Connection::Pg(p) => p.missed.get(),
             Connection::Lite(_) => None,
         }
     }
@@ -865,8 +868,10 @@ pub struct PgConn {
     depth: Cell<u32>,
     /// The write counter this connection's last transaction set (see [`Connection::begin`]).
     last_write: Cell<Option<i64>>,
-    /// The write counter of the transaction before the last (see [`Connection::missed_turns`]).
-    prev_write: Cell<Option<i64>>,
+    /// The turn of the last [`Connection::take_foreign_write`], and the span the last one
+    /// covered (see [`Connection::missed_turns`]).
+    followed: Cell<Option<i64>>,
+    missed: Cell<Option<(i64, i64)>>,
     /// Another writer committed in between.
     foreign_write: Cell<bool>,
     /// The story epoch (see [`Connection::reshape_stories`]) as of this connection's last turn.
@@ -902,7 +907,8 @@ impl PgConn {
             translated: Mutex::default(),
             depth: Cell::new(0),
             last_write: Cell::new(None),
-            prev_write: Cell::new(None),
+            followed: Cell::new(None),
+            missed: Cell::new(None),
             foreign_write: Cell::new(false),
             last_epoch: Cell::new(None),
             reshaped: Cell::new(false),

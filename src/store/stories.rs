@@ -181,8 +181,8 @@ fn window_from(conn: &Connection, since: i64, first_id: i64) -> crate::store::db
                           WHERE a.item_id = i.id ORDER BY a.source_id LIMIT 1), '')
          FROM items i LEFT JOIN stories s ON s.id = i.story_id
          WHERE {}",
-        // A catch-up reads the few newest rows: by id. (Given both, PostgreSQL's generic plan
-        // walked the whole window by time, ~25 ms a catch-up at 9,000 items.)
+        // A catch-up reads the few newest rows: by id, never by the time index (whose range
+        // is the whole window).
         if first_id > 0 { "i.id >= ?2 AND i.story_time + 0 >= ?1" } else { "i.story_time >= ?1 AND i.id >= ?2" }
     ))?;
     let rows = stmt.query_map([since, first_id], |r| {
@@ -234,8 +234,9 @@ pub struct CaughtUp {
 /// Brings `engine` up to the rows after other writers stored items and merged stories but
 /// settled nothing (see [`Connection::take_foreign_write`]): their items (row ids from the
 /// engine's next on) are restored as [`restore`] would, each in its story after merges, and
-/// the merges of their turns (`stories.merged_turn` between this writer's previous turn and
-/// its current one, [`Connection::missed_turns`]) are made in the engine, so it holds the
+/// the merges of their turns (`stories.merged_turn` after the turn this writer last followed
+/// others in, turns that took no items included: [`Connection::missed_turns`]) are made in
+/// the engine, so it holds the
 /// stories the rows say without reading the whole window again.
 pub fn catch_up(conn: &Connection, engine: &mut StoryIndex, now: i64) -> crate::store::db::Result<CaughtUp> {
     let since = now - engine.params.quiet_period;
